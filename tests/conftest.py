@@ -1,0 +1,24 @@
+"""Shared fixtures: where the repository and the read-only ../shared data are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The checkout (holding params.yaml)."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` beside the checkout (read-only; CI provides it)."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"{SHARED_DATA} not found: these tests need ../shared beside the checkout")
+    return SHARED_DATA

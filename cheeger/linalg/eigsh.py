@@ -49,6 +49,7 @@ class _Options:
     max_restarts: int
     seed: int
     X0: torch.Tensor | None
+    fallback_max_n: int = 0
     info: LanczosInfo | None = field(default=None)
 
 
@@ -65,7 +66,7 @@ def _dense_solve(op: SymmetricOperator, k: int) -> tuple[torch.Tensor, ...]:
 def _info_from_residuals(op, lam, U, lam_all, tol) -> LanczosInfo:
     anorm = lam_all.abs().amax(-1)  # ||A||_2, known exactly on the dense path
     res = (op.matmul(U) - U * lam[:, None, :]).norm(dim=-2) / anorm[:, None].clamp_min(1e-300)
-    return LanczosInfo(0, 0, res, (res <= 10 * tol).all(-1), tol, anorm)
+    return LanczosInfo(0, 0, res, (res <= 10 * tol).all(-1), tol, anorm, "dense")
 
 
 class _EigshFunction(torch.autograd.Function):
@@ -95,6 +96,14 @@ class _EigshFunction(torch.autograd.Function):
                 X0=opts.X0,
             )
             lam_all = U_all = None
+            if not bool(opts.info.converged.all()) and op.n <= opts.fallback_max_n:
+                # Tightly clustered spectra (e.g. a graph that is nearly many components) can
+                # stall a Krylov method; a graph this small is solved exactly instead.
+                lanczos_info = opts.info
+                lam, U, lam_all, U_all = _dense_solve(op, opts.k)
+                opts.info = _info_from_residuals(op, lam, U, lam_all, tol)
+                opts.info.method = "lanczos->dense"
+                opts.info.restarts, opts.info.matvecs = lanczos_info.restarts, lanczos_info.matvecs
         if not op.batched:
             lam, U = lam[0], U[0]
         return lam, U, lam_all, U_all
@@ -145,10 +154,11 @@ def eigsh(
     tol: float | None = None,
     block_size: int | None = None,
     basis_size: int | None = None,
-    max_restarts: int = 2000,
+    max_restarts: int = 500,
     seed: int = 0,
     X0: torch.Tensor | None = None,
     dense_max_n: int = 512,
+    fallback_max_n: int = 4096,
     check: bool = True,
     return_info: bool = False,
 ):
@@ -164,7 +174,8 @@ def eigsh(
             the exact (unbounded) rule. The gradient obeys
             ``||A_bar||_F <= ||g_lambda|| + ||g_U||_F / (2 eps_abs)``.
         method: ``"dense"``, ``"lanczos"`` or ``"auto"`` (dense when ``n <= dense_max_n`` or the
-            Lanczos basis would not fit, else Lanczos).
+            Lanczos basis would not fit, else Lanczos; a Lanczos solve that does not converge is
+            redone densely when ``n <= fallback_max_n``, and ``info.method`` says so).
         backward: ``"full"`` (whole-spectrum gradient) or ``"subspace"`` (only the computed pairs;
             cheaper, biased for eigenvector losses).
         tol: relative residual tolerance ``||A u - lambda u|| <= tol ||A||`` (default 1e-10 in
@@ -199,7 +210,8 @@ def eigsh(
         raise ValueError(f"eigsh: need 1 <= k <= n = {n}, got k = {k}")
     if eps is not None and eps < 0:
         raise ValueError(f"eigsh: eps must be >= 0, got {eps}")
-    if method == "auto":
+    auto = method == "auto"
+    if auto:
         b = min(k, 4) if block_size is None else block_size
         m = max(4 * k, k + 8 * b) if basis_size is None else basis_size
         method = "dense" if (n <= dense_max_n or m + b > n) else "lanczos"
@@ -216,6 +228,7 @@ def eigsh(
         max_restarts,
         seed,
         None if X0 is None else X0.detach(),
+        fallback_max_n if auto else 0,
     )
     lam, U, _, _ = _EigshFunction.apply(A, opts)
     info = opts.info

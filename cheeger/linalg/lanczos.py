@@ -43,6 +43,8 @@ class LanczosInfo:
         converged: ``(B,)`` whether every one of the k pairs met the tolerance.
         tol: the relative residual tolerance used.
         anorm: ``(B,)`` the estimate of ``||A||_2`` (largest Ritz value magnitude seen).
+        method: the path that produced the result (``"lanczos"``, ``"dense"``, or
+            ``"lanczos->dense"`` when :func:`~cheeger.linalg.eigsh` fell back to the dense path).
     """
 
     restarts: int
@@ -51,6 +53,7 @@ class LanczosInfo:
     converged: torch.Tensor
     tol: float
     anorm: torch.Tensor
+    method: str = "lanczos"
 
 
 def _orthonormalise_against(

@@ -127,6 +127,17 @@ def test_non_convergence_is_an_error(grid_laplacian):
     assert not info.converged.all() and torch.isfinite(lam).all()
 
 
+def test_auto_falls_back_to_dense_when_lanczos_stalls(grid_laplacian):
+    A = grid_laplacian(24, 24, seed=9, regions=3)
+    lam, _, info = eigsh(A, 6, max_restarts=1, dense_max_n=100, return_info=True)
+    assert info.method == "lanczos->dense" and info.converged.all()
+    ref = np.linalg.eigvalsh(A.to_dense().numpy())[:6]
+    assert np.abs(lam.numpy() - ref).max() < 1e-12
+    # an explicit method never switches silently: it raises instead
+    with pytest.raises(EigshConvergenceError):
+        eigsh(A, 6, method="lanczos", max_restarts=1)
+
+
 def test_bad_input_messages():
     with pytest.raises(ValueError, match="square"):
         eigsh(torch.zeros(3, 4, dtype=torch.float64), 1)

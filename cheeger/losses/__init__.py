@@ -1,13 +1,17 @@
-"""Spectral training losses: Rayleigh-quotient consistency and trace-of-Laplacian connectivity."""
+"""Spectral training losses: Rayleigh consistency, noise-bulk penalty, trace connectivity."""
 
 from __future__ import annotations
 
+from cheeger.losses.bulk import BulkPenalty, bulk_penalty, noise_weights
 from cheeger.losses.connectivity import TraceConnectivityLoss, trace_connectivity_loss
 from cheeger.losses.rayleigh import RayleighQuotientLoss, rayleigh_quotient_loss
 
 __all__ = [
+    "BulkPenalty",
     "RayleighQuotientLoss",
     "TraceConnectivityLoss",
+    "bulk_penalty",
+    "noise_weights",
     "rayleigh_quotient_loss",
     "trace_connectivity_loss",
 ]

@@ -1,0 +1,69 @@
+"""Spectral filters ``h(lambda)`` on the bottom of ``L_sym``, and its noise floor.
+
+:mod:`~cheeger.spectral.filter` holds the learned response and the factory of all filters,
+:mod:`~cheeger.spectral.fixed_filters` the fixed rules it generalises,
+:mod:`~cheeger.spectral.noise` the noise edge (null model or random-matrix theory), built on
+:mod:`~cheeger.spectral.marchenko_pastur`.
+"""
+
+from __future__ import annotations
+
+from cheeger.spectral.filter import (
+    FILTERS,
+    LearnedFilter,
+    build_filter,
+    learned_filter,
+    log_chebyshev_features,
+)
+from cheeger.spectral.fixed_filters import (
+    DiffusionFilter,
+    HeatFilter,
+    TruncationFilter,
+    diffusion_filter,
+    heat_filter,
+    truncation_filter,
+)
+from cheeger.spectral.marchenko_pastur import (
+    TW1_QUANTILE_99,
+    kernel_bulk_edge,
+    marchenko_pastur_edge,
+    mehler_ratio,
+    noise_variance,
+    spike_detection_threshold,
+    tracy_widom_scale,
+)
+from cheeger.spectral.noise import (
+    NULLS,
+    NoiseFloor,
+    analytic_noise_edge,
+    noise_floor,
+    null_features,
+    null_noise_edge,
+)
+
+__all__ = [
+    "FILTERS",
+    "NULLS",
+    "TW1_QUANTILE_99",
+    "DiffusionFilter",
+    "HeatFilter",
+    "LearnedFilter",
+    "NoiseFloor",
+    "TruncationFilter",
+    "analytic_noise_edge",
+    "build_filter",
+    "diffusion_filter",
+    "heat_filter",
+    "kernel_bulk_edge",
+    "learned_filter",
+    "log_chebyshev_features",
+    "marchenko_pastur_edge",
+    "mehler_ratio",
+    "noise_floor",
+    "noise_variance",
+    "null_features",
+    "null_noise_edge",
+    "spike_detection_threshold",
+    "tracy_widom_scale",
+    "truncation_filter",
+]

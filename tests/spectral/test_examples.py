@@ -1,0 +1,23 @@
+"""The docstring examples of cheeger.spectral run and print what they claim."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+import torch
+
+MODULES = [
+    "cheeger.spectral.filter",
+    "cheeger.spectral.fixed_filters",
+    "cheeger.spectral.marchenko_pastur",
+    "cheeger.spectral.noise",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    torch.manual_seed(0)
+    result = doctest.testmod(importlib.import_module(name), extraglobs={"torch": torch})
+    assert result.attempted > 0 and result.failed == 0

@@ -197,7 +197,9 @@ def normalized_laplacian(W: torch.Tensor, eps: float | None = None) -> torch.Ten
         d = W.sum(-1)  # (..., n)
         flat = d.reshape(-1, d.shape[-1])  # (B, n)
         inv_sqrt, connected = (t.reshape(d.shape) for t in _inverse_sqrt_degree(flat, eps))
-        scaled = inv_sqrt[..., :, None] * W * inv_sqrt[..., None, :]
+        # the scale is formed first: d_i^-1/2 d_j^-1/2 commutes exactly, so L_sym is exactly
+        # symmetric in floating point (w d_i^-1/2 d_j^-1/2 in another order is not)
+        scaled = W * (inv_sqrt[..., :, None] * inv_sqrt[..., None, :])
         return torch.diag_embed(connected.to(W.dtype)) - scaled
     indices, values, batch, n = _coo_parts(W)
     d = _row_sums(indices, values, batch, n)
@@ -206,7 +208,7 @@ def normalized_laplacian(W: torch.Tensor, eps: float | None = None) -> torch.Ten
     off_indices, off_values, self_weight = _split_self_loops(indices, values, batch, n)
     rows = off_indices[0] * n + off_indices[1]
     cols = off_indices[0] * n + off_indices[2]
-    off = -off_values * inv_sqrt.index_select(0, rows) * inv_sqrt.index_select(0, cols)
+    off = -off_values * (inv_sqrt.index_select(0, rows) * inv_sqrt.index_select(0, cols))
     diag = connected.to(W.dtype) - self_weight * inv_sqrt.square()
     return _with_diagonal(off_indices, off, diag, batch, n, W.dim() == 3)
 

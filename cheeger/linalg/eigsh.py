@@ -12,6 +12,9 @@ Two forward paths share one backward:
   The backward adds the complement of the computed subspace by a conjugate-gradient solve
   (``backward="full"``), or leaves it out (``backward="subspace"``, biased: the bias is measured in
   ``tests/linalg/test_eigsh.py`` and ``benchmarks/eigensolvers.py``).
+* ``"lobpcg"``: LOBPCG preconditioned by an aggregation multigrid V-cycle
+  (:func:`cheeger.linalg.lobpcg.lobpcg_eigsh`), for graph Laplacians (positive semi-definite) too
+  large or too tightly clustered for Lanczos; same backward as ``"lanczos"``.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from torch import nn
 
 from cheeger.linalg.backward import DEFAULT_EPS, complement_term, subspace_term
 from cheeger.linalg.lanczos import LanczosInfo, block_lanczos
+from cheeger.linalg.lobpcg import lobpcg_eigsh
 from cheeger.linalg.operator import SymmetricOperator
 
 __all__ = ["EigSH", "EigshConvergenceError", "eigsh"]
 
-METHODS = ("auto", "dense", "lanczos")
+METHODS = ("auto", "dense", "lanczos", "lobpcg")
 BACKWARDS = ("full", "subspace")
 
 
@@ -54,7 +58,9 @@ class _Options:
 
 
 def _dense_solve(op: SymmetricOperator, k: int) -> tuple[torch.Tensor, ...]:
-    lam_all, U_all = torch.linalg.eigh(op.to_dense())  # (B, n), (B, n, n)
+    dense = op.to_dense()
+    # eigh reads one triangle; the symmetric part is the matrix meant (rounding may differ)
+    lam_all, U_all = torch.linalg.eigh(0.5 * (dense + dense.mT))  # (B, n), (B, n, n)
     U = U_all[..., :k]
     pivot = U.abs().argmax(dim=-2, keepdim=True)
     sign = torch.sign(torch.gather(U, -2, pivot))
@@ -65,7 +71,8 @@ def _dense_solve(op: SymmetricOperator, k: int) -> tuple[torch.Tensor, ...]:
 
 def _info_from_residuals(op, lam, U, lam_all, tol) -> LanczosInfo:
     anorm = lam_all.abs().amax(-1)  # ||A||_2, known exactly on the dense path
-    res = (op.matmul(U) - U * lam[:, None, :]).norm(dim=-2) / anorm[:, None].clamp_min(1e-300)
+    sym_AU = 0.5 * (op.matmul(U) + op.to_dense().mT @ U)  # the symmetric part, as solved
+    res = (sym_AU - U * lam[:, None, :]).norm(dim=-2) / anorm[:, None].clamp_min(1e-300)
     return LanczosInfo(0, 0, res, (res <= 10 * tol).all(-1), tol, anorm, "dense")
 
 
@@ -79,6 +86,18 @@ class _EigshFunction(torch.autograd.Function):
         if opts.method == "dense":
             lam, U, lam_all, U_all = _dense_solve(op, opts.k)
             opts.info = _info_from_residuals(op, lam, U, lam_all, tol)
+        elif opts.method == "lobpcg":
+            gen = torch.Generator(device=op.device).manual_seed(opts.seed)
+            lam, U, opts.info = lobpcg_eigsh(
+                op,
+                opts.k,
+                tol=tol,
+                block_size=opts.block_size,
+                maxiter=opts.max_restarts,
+                generator=gen,
+                X0=opts.X0,
+            )
+            lam_all = U_all = None
         else:
             gen = torch.Generator(device=op.device).manual_seed(opts.seed)
             lam, U, opts.info = block_lanczos(
@@ -140,7 +159,9 @@ class _EigshFunction(torch.autograd.Function):
         if op.layout == torch.strided:
             return (grad if op.batched else grad[0]), None
         Ac = A.coalesce() if A.layout == torch.sparse_coo else A.to_sparse_coo().coalesce()
-        gA = torch.sparse_coo_tensor(Ac.indices(), grad, A.shape, is_coalesced=True)
+        gA = torch.sparse_coo_tensor(
+            Ac.indices(), grad, A.shape, is_coalesced=True, check_invariants=False
+        )
         return (gA if A.layout == torch.sparse_coo else gA.to_sparse_csr()), None
 
 
@@ -157,7 +178,7 @@ def eigsh(
     max_restarts: int = 500,
     seed: int = 0,
     X0: torch.Tensor | None = None,
-    dense_max_n: int = 512,
+    dense_max_n: int = 128,
     fallback_max_n: int = 4096,
     check: bool = True,
     return_info: bool = False,
@@ -173,7 +194,10 @@ def eigsh(
             (the RMS eigenvalue, ~1 for ``L_sym``); ``None`` means ``DEFAULT_EPS = 1e-3``; 0 is
             the exact (unbounded) rule. The gradient obeys
             ``||A_bar||_F <= ||g_lambda|| + ||g_U||_F / (2 eps_abs)``.
-        method: ``"dense"``, ``"lanczos"`` or ``"auto"`` (dense when ``n <= dense_max_n`` or the
+        method: ``"dense"``, ``"lanczos"``, ``"lobpcg"`` (multigrid-preconditioned, for positive
+            semi-definite ``A``; ``block_size`` is then its number of columns, default
+            ``k + max(4, k // 4)``, and ``max_restarts`` its iteration cap) or ``"auto"``
+            (dense when ``n <= dense_max_n`` or the
             Lanczos basis would not fit, else Lanczos; a Lanczos solve that does not converge is
             redone densely when ``n <= fallback_max_n``, and ``info.method`` says so).
         backward: ``"full"`` (whole-spectrum gradient) or ``"subspace"`` (only the computed pairs;
@@ -182,7 +206,7 @@ def eigsh(
             float64, 1e-5 in float32).
         block_size, basis_size, max_restarts: Lanczos settings (see :func:`block_lanczos`).
         seed: seed of the starting block: the same seed gives the same result.
-        X0: ``(..., n, p)`` warm start for Lanczos (e.g. last step's eigenvectors).
+        X0: ``(..., n, p)`` warm start for Lanczos or LOBPCG (e.g. last step's eigenvectors).
         check: raise :class:`EigshConvergenceError` if a solve did not converge.
         return_info: also return the :class:`~cheeger.linalg.lanczos.LanczosInfo`.
 

@@ -16,6 +16,7 @@ product then serves the whole batch (CSR products are 15-30x faster than COO one
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -119,7 +120,12 @@ class SymmetricOperator:
         counts = torch.bincount(grow, minlength=B * n)
         crow = torch.zeros(B * n + 1, dtype=torch.int64, device=A.device)
         crow[1:] = torch.cumsum(counts, 0)
-        csr = torch.sparse_csr_tensor(crow, bidx * n + cols, vals, (B * n, B * n))
+        with warnings.catch_warnings():
+            # torch warns once per process that CSR is "beta": the products used here are not
+            warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta state")
+            csr = torch.sparse_csr_tensor(
+                crow, bidx * n + cols, vals, (B * n, B * n), check_invariants=False
+            )
         return cls(B, n, batched, None, csr, rows, cols, bidx, layout, A.dtype, A.device)
 
     def matmul(self, X: torch.Tensor) -> torch.Tensor:

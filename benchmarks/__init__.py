@@ -1,0 +1,1 @@
+"""Benchmarks of the cheeger project (run as modules: ``python -m benchmarks.<name>``)."""

@@ -1,0 +1,401 @@
+"""Benchmark: the bottom ``k`` eigenpairs of image-graph Laplacians, our ``eigsh`` against rivals.
+
+Graphs (see :mod:`benchmarks.graphs`): ``L_sym`` of 4- and 8-neighbour pixel grids and of a
+symmetrised 10-NN graph, weights from a real CamVid frame, ``n = side^2`` from 1,024 to 65,536.
+Solvers, each run in a FRESH SUBPROCESS (so its peak resident memory is its own, and a time cap can
+stop it) with one thread (``OMP/MKL/OPENBLAS_NUM_THREADS=1`` set before import and
+``torch.set_num_threads(1)``):
+
+* ``lobpcg``, ``lanczos``, ``dense``: :func:`cheeger.linalg.eigsh` with that ``method``
+  (``dense`` only for ``n <= 4096``); ``lobpcg`` is the multigrid-preconditioned solver;
+* ``lobpcg_fb``: our ``lobpcg`` forward plus the backward of ``sum(lambda) + sum_j (g_j . u_j)^2``
+  (a sign-invariant eigenvector loss, fixed random ``g``), ``backward="full"``;
+* ``arpack_sa``: ``scipy.sparse.linalg.eigsh(which="SA")``. ARPACK stops when
+  ``||r|| <= tol * |theta|``; its ``tol`` is calibrated to ``rtol * ||A|| / |lambda_k|`` (from our
+  solution, clamped to [1e-14, 1e-3]) so it is asked for the same ``||A||``-relative accuracy;
+* ``arpack_si``: shift-invert, ``sigma`` (default -1e-3), ``tol = rtol``; the LU factorisation is
+  inside the timed call;
+* ``torch_lobpcg``: ``torch.lobpcg(largest=False, tol=rtol)``, capped by ``--lobpcg-cap`` seconds
+  (a timeout is reported as such; sizes beyond a timeout are skipped);
+* ``torch_eigh``: dense ``torch.linalg.eigh`` for ``n <= 4096``.
+
+Per run: wall time (median of ``--repeats`` runs for ``n <= 16384``, one run above; the JSON says
+how many), the largest relative residual ``||A u - lambda u|| / ||A||_2`` (``||A||_2`` by 100 power
+steps, from below, so residuals are if anything overstated), the largest eigenvalue error against
+the best reference (dense ``eigh`` where it ran, else the solution with the smallest residual),
+and the peak resident set size of the subprocess (``resource.getrusage`` ``ru_maxrss``: the
+whole process, graph included; ``rss_base_mb`` is the level after building the graph). The table
+gives times as ratios to ARPACK ``SA`` and to shift-invert measured in the same run.
+
+Usage (from the project root)::
+
+    .venv/bin/python -m benchmarks.eigensolvers --quick
+    .venv/bin/python -m benchmarks.eigensolvers --sides 256 --ks 16 --graphs grid4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_FRAME = ROOT.parent / "shared" / "data" / "camvid" / "test" / "0001TP_008550.png"
+SOLVERS = (
+    "lobpcg",
+    "lobpcg_fb",
+    "lanczos",
+    "dense",
+    "arpack_sa",
+    "arpack_si",
+    "torch_lobpcg",
+    "torch_eigh",
+)
+DENSE_MAX_N = 4096
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+# --------------------------------------------------------------------------------------------
+# worker: one solver on one graph, in its own process
+# --------------------------------------------------------------------------------------------
+
+
+def _rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
+
+
+def _worker(spec: dict) -> dict:
+    """Run ``spec["solver"]`` on the graph of ``spec``; return the measurements."""
+    import numpy as np
+    import torch
+
+    from benchmarks.graphs import GraphSpec, build_graph
+
+    torch.set_num_threads(spec["threads"])
+    t0 = time.perf_counter()
+    L, ginfo = build_graph(
+        GraphSpec(spec["graph"], spec["side"], spec["frame"], spec["bandwidth_scale"])
+    )
+    build_s = time.perf_counter() - t0
+    n, k, rtol, solver = L.shape[0], spec["k"], spec["rtol"], spec["solver"]
+    Lcsr = L.to_sparse_csr()
+    # ||A||_2 from below by power iteration (deterministic start)
+    x = torch.cos(torch.arange(n, dtype=L.dtype) * 2.399963)[:, None]
+    anorm = 0.0
+    for _ in range(100):
+        y = Lcsr @ x
+        anorm = float(y.norm() / x.norm())
+        x = y / y.norm()
+    base = _rss_mb()
+    out = {"build_s": build_s, "anorm": anorm, "rss_base_mb": base, **ginfo}
+
+    def residual(lam, U) -> float:
+        lam_t = torch.as_tensor(np.asarray(lam), dtype=L.dtype)
+        U_t = torch.as_tensor(np.asarray(U), dtype=L.dtype)
+        return float(((Lcsr @ U_t - U_t * lam_t).norm(dim=0) / anorm).max())
+
+    def ours(method: str, grad: bool):
+        from cheeger.linalg import eigsh
+
+        A = L.detach().clone().requires_grad_(grad)
+        lam, U, info = eigsh(
+            A, k, method=method, tol=rtol, check=False, return_info=True, max_restarts=5000
+        )
+        extra = {"iterations": info.restarts, "matvecs": info.matvecs,
+                 "converged": bool(info.converged.all())}
+        if grad:
+            g = torch.randn(n, k, dtype=L.dtype, generator=torch.Generator().manual_seed(0))
+            (lam.sum() + ((U * g).sum(0) ** 2).sum()).backward()
+            extra["grad_finite"] = bool(torch.isfinite(A.grad.coalesce().values()).all())
+        return lam.detach().numpy(), U.detach().numpy(), extra
+
+    def arpack(which: str):
+        import scipy.sparse as sp
+        import scipy.sparse.linalg as sla
+
+        idx = L.indices().numpy()
+        A = sp.csr_matrix((L.values().numpy(), (idx[0], idx[1])), shape=(n, n))
+        try:
+            if which == "SA":
+                lam, U = sla.eigsh(A, k, which="SA", tol=spec["arpack_tol"])
+            else:
+                lam, U = sla.eigsh(A.tocsc(), k, sigma=spec["sigma"], which="LM", tol=rtol)
+            converged = True
+        except sla.ArpackNoConvergence as err:  # report what it found
+            lam, U, converged = err.eigenvalues, err.eigenvectors, False
+        order = np.argsort(lam)
+        return lam[order], U[:, order], {"converged": converged and len(lam) == k}
+
+    def torch_lobpcg():
+        g = torch.Generator().manual_seed(0)
+        X = torch.randn(n, k, dtype=L.dtype, generator=g)
+        lam, U = torch.lobpcg(L, k=k, X=X, largest=False, tol=rtol, niter=spec["niter"])
+        order = torch.argsort(lam)
+        return lam[order].numpy(), U[:, order].numpy(), {}
+
+    def torch_eigh():
+        lam, U = torch.linalg.eigh(L.to_dense())
+        return lam[:k].numpy(), U[:, :k].numpy(), {"converged": True}
+
+    run = {
+        "lobpcg": lambda: ours("lobpcg", False),
+        "lobpcg_fb": lambda: ours("lobpcg", True),
+        "lanczos": lambda: ours("lanczos", False),
+        "dense": lambda: ours("dense", False),
+        "arpack_sa": lambda: arpack("SA"),
+        "arpack_si": lambda: arpack("SI"),
+        "torch_lobpcg": torch_lobpcg,
+        "torch_eigh": torch_eigh,
+    }[solver]
+    times = []
+    for _ in range(spec["repeats"]):
+        t0 = time.perf_counter()
+        lam, U, extra = run()
+        times.append(time.perf_counter() - t0)
+    res = residual(lam, U)
+    extra.setdefault("converged", res <= 10 * rtol)
+    out.update(
+        times=times,
+        time=statistics.median(times),
+        runs=len(times),
+        residual_max=res,
+        eigenvalues=[float(v) for v in lam],
+        peak_rss_mb=_rss_mb(),
+        **extra,
+    )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# parent: configurations, subprocesses, references, table, JSON
+# --------------------------------------------------------------------------------------------
+
+
+def _child_env(threads: int) -> dict:
+    env = dict(os.environ)
+    for var in THREAD_VARS:
+        env[var] = str(threads)
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+def _launch(spec: dict, timeout: float) -> dict:
+    cmd = [sys.executable, "-m", "benchmarks.eigensolvers", "--worker", json.dumps(spec)]
+    try:
+        proc = subprocess.run(
+            cmd, cwd=ROOT, env=_child_env(spec["threads"]), capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout", "time": None, "timeout_s": timeout}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or "").strip().splitlines()[-3:]
+        return {"status": "error", "time": None, "error": " | ".join(tail)}
+    return {"status": "ok", **json.loads(lines[-1])}
+
+
+def _applies(solver: str, n: int, k: int) -> bool:
+    if solver in ("dense", "torch_eigh"):
+        return n <= DENSE_MAX_N
+    if solver in ("lobpcg", "lobpcg_fb"):
+        return 3 * (k + max(4, k // 4)) <= n
+    return True
+
+
+def _fmt(x, spec=".3g", none="-"):
+    return none if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def _finish_config(records: list[dict]) -> None:
+    """Reference eigenvalues, errors and ratios for the records of one configuration."""
+    ok = [r for r in records if r["status"] == "ok" and len(r.get("eigenvalues", [])) == r["k"]]
+    dense = [r for r in ok if r["solver"] in ("torch_eigh", "dense")]
+    ref = min(dense or ok, key=lambda r: r["residual_max"], default=None)
+    by = {r["solver"]: r for r in ok}
+    ok_ids = {id(r) for r in ok}
+    for r in records:
+        r["reference"] = None if ref is None else ref["solver"]
+        if id(r) in ok_ids and ref is not None:
+            r["eig_err_max"] = max(
+                abs(a - b) for a, b in zip(r["eigenvalues"], ref["eigenvalues"], strict=True)
+            )
+        for rival in ("arpack_sa", "arpack_si"):
+            t_rival = by[rival]["time"] if rival in by else None
+            r[f"ratio_{rival}"] = (
+                t_rival / r["time"] if t_rival and r.get("time") else None
+            )  # > 1: this solver is faster than the rival
+
+
+def _print_config(records: list[dict]) -> None:
+    r0 = records[0]
+    print(
+        f"\n{r0['graph']}  side {r0['side']}  n={r0['n']:,}  k={r0['k']}  "
+        f"bandwidth x{r0['bandwidth_scale']:g}"
+    )
+    head = (
+        f"{'solver':13s} {'status':8s} {'time s':>9s} {'runs':>4s} {'SA/t':>8s} {'SI/t':>8s} "
+        f"{'max res':>9s} {'max |dl|':>9s} {'its':>6s} {'peak MB':>8s}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in records:
+        status = r["status"] if r["status"] != "ok" or r.get("converged", True) else "ok"
+        if r["status"] == "ok" and not r.get("converged", True):
+            status = "noconv"
+        print(
+            f"{r['solver']:13s} {status:8s} {_fmt(r.get('time'), '.3f'):>9s} "
+            f"{_fmt(r.get('runs'), 'd'):>4s} {_fmt(r.get('ratio_arpack_sa'), '.2f'):>8s} "
+            f"{_fmt(r.get('ratio_arpack_si'), '.2f'):>8s} {_fmt(r.get('residual_max'), '.1e'):>9s} "
+            f"{_fmt(r.get('eig_err_max'), '.1e'):>9s} {_fmt(r.get('iterations'), 'd'):>6s} "
+            f"{_fmt(r.get('peak_rss_mb'), '.0f'):>8s}"
+        )
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(payload, fh, indent=1)
+    os.replace(tmp, path)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sides", type=_ints, default=[32, 64, 128, 256], help="grid sides: n = side^2")
+    p.add_argument("--ks", type=_ints, default=[8, 16, 32], help="numbers of eigenpairs")
+    p.add_argument("--graphs", default="grid4,grid8,knn", help="grid4, grid8, knn")
+    p.add_argument("--solvers", default=",".join(SOLVERS), help=f"subset of {SOLVERS}")
+    p.add_argument(
+        "--bandwidth-scales", default="1,10",
+        help="s = scale x median edge distance (1: the median rule; 10: resolved tiny gaps)",
+    )
+    p.add_argument("--frame", default=str(DEFAULT_FRAME), help="the CamVid frame")
+    p.add_argument("--rtol", type=float, default=1e-8, help="relative residual target")
+    p.add_argument("--sigma", type=float, default=-1e-3, help="shift of arpack_si")
+    p.add_argument("--arpack-tol", default="calibrated", help="'calibrated' or a number")
+    p.add_argument("--repeats", type=int, default=3, help="runs per solver for n <= 16384")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--timeout", type=float, default=900.0, help="cap per solver run, seconds")
+    p.add_argument("--lobpcg-cap", type=float, default=60.0, help="cap of torch_lobpcg, seconds")
+    p.add_argument("--out", type=Path, default=ROOT / "results/benchmarks/eigensolvers.json")
+    p.add_argument("--quick", action="store_true", help="a smoke run (about a minute)")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.sides, args.ks, args.graphs, args.bandwidth_scales = [32, 64], [8], "grid4", "10"
+        args.repeats, args.lobpcg_cap, args.timeout = 1, 15.0, 60.0
+        args.solvers = "lobpcg,lobpcg_fb,lanczos,arpack_sa,arpack_si,torch_lobpcg,torch_eigh"
+    args.graphs = [g for g in args.graphs.split(",") if g]
+    args.solvers = [s for s in args.solvers.split(",") if s]
+    args.bandwidth_scales = [float(s) for s in args.bandwidth_scales.split(",") if s]
+    bad = sorted(set(args.solvers) - set(SOLVERS))
+    if bad:
+        p.error(f"unknown solvers {bad}; choose from {SOLVERS}")
+    if not Path(args.frame).is_file():
+        p.error(f"--frame {args.frame} does not exist")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    if args.worker:
+        print(json.dumps(_worker(json.loads(args.worker))))
+        return 0
+    records: list[dict] = []
+    timed_out: set[tuple] = set()  # (graph, scale, k, solver) that hit a cap at a smaller size
+    started = time.time()
+    # run our solver first: ARPACK's calibrated tolerance needs lambda_k
+    order = sorted(args.solvers, key=lambda s: (s != "lobpcg", SOLVERS.index(s)))
+    for graph in args.graphs:
+        for scale in args.bandwidth_scales:
+            for k in args.ks:
+                for side in sorted(args.sides):
+                    n = side * side
+                    config: list[dict] = []
+                    lam_k, anorm = None, 2.0
+                    for solver in order:
+                        key = (graph, scale, k, solver)
+                        base = {"graph": graph, "side": side, "n": n, "k": k,
+                                "bandwidth_scale": scale, "solver": solver}
+                        if not _applies(solver, n, k):
+                            continue
+                        if key in timed_out:
+                            config.append({**base, "status": "skipped", "time": None})
+                            continue
+                        if args.arpack_tol == "calibrated":
+                            arpack_tol = 1e-8 if lam_k is None else min(
+                                1e-3, max(1e-14, args.rtol * anorm / max(abs(lam_k), 1e-300))
+                            )
+                        else:
+                            arpack_tol = float(args.arpack_tol)
+                        spec = {
+                            "graph": graph, "side": side, "k": k, "solver": solver,
+                            "bandwidth_scale": scale, "frame": args.frame, "rtol": args.rtol,
+                            "sigma": args.sigma, "arpack_tol": arpack_tol,
+                            "threads": args.threads, "niter": 100000,
+                            "repeats": args.repeats if n <= 16384 else 1,
+                        }
+                        cap = args.lobpcg_cap if solver == "torch_lobpcg" else args.timeout
+                        out = _launch(spec, cap * spec["repeats"] + 120.0)
+                        rec = {**base, **out, "solver_options": {
+                            k_: spec[k_] for k_ in ("rtol", "sigma", "arpack_tol", "repeats")}}
+                        if rec["status"] == "ok" and rec["time"] > cap:
+                            rec["status"] = "over_cap"
+                        if rec["status"] in ("timeout", "over_cap"):
+                            timed_out.add(key)
+                        if solver == "lobpcg" and rec["status"] == "ok":
+                            lam_k, anorm = rec["eigenvalues"][-1], rec["anorm"]
+                        config.append(rec)
+                    if config:
+                        _finish_config(config)
+                        _print_config(config)
+                        records.extend(config)
+                        _write_json(args.out, _payload(args, records, started))
+    _write_json(args.out, _payload(args, records, started))
+    print(f"\nwrote {args.out} ({len(records)} records, {time.time() - started:.0f} s)")
+    return 0
+
+
+def _payload(args: argparse.Namespace, records: list[dict], started: float) -> dict:
+    import scipy
+    import torch
+
+    return {
+        "meta": {
+            "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.eigensolvers",
+                                 *sys.argv[1:]]),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "machine": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "threads": args.threads,
+            "torch": torch.__version__,
+            "scipy": scipy.__version__,
+            "frame": args.frame,
+            "rtol": args.rtol,
+            "sigma": args.sigma,
+            "timing": "wall clock; median of --repeats runs for n <= 16384, one run above",
+            "memory": "peak RSS of a fresh subprocess per (graph, k, solver), resource.ru_maxrss",
+            "ratios": "ratio_arpack_sa = t(arpack_sa) / t(solver), same for arpack_si",
+        },
+        "results": records,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

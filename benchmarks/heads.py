@@ -1,0 +1,145 @@
+"""Training-step cost of the spectral head against the conv head, same backbone and batch.
+
+For each profile's resolution (from ``params.yaml``), one optimisation step (forward, loss,
+backward, AdamW update) of ``UNet + conv`` and ``UNet + spectral`` is timed on random images in
+the same process with the same thread count, and the spectral step is broken down (graph,
+eigensolve, noise floor, the rest) with the autograd profiler's record_function ranges of a
+separate step. Peak memory is the process's peak RSS growth during each head's steps, measured
+in a fresh subprocess per head (``resource.getrusage``), since torch's CPU allocations are
+invisible to ``tracemalloc``.
+
+Usage::
+
+    .venv/bin/python benchmarks/heads.py                      # embedded and camvid profiles
+    .venv/bin/python benchmarks/heads.py --profiles embedded --repeats 5 --threads 2
+    .venv/bin/python benchmarks/heads.py --out results/benchmarks/heads.json
+
+It prints a table with the spectral / conv ratios and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from cheeger.config import ModelConfig, head_options, load_params
+from cheeger.models import UNet
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _model(params: dict, head: str, num_classes: int, profile: str) -> UNet:
+    model_cfg = ModelConfig.from_params(params, profile)
+    options = head_options(params, head, profile)
+    return UNet(num_classes, depth=model_cfg.depth, width=model_cfg.width, norm=model_cfg.norm,
+                groups=model_cfg.groups, head=head, head_options=options)  # fmt: skip
+
+
+def _step_times(model, images, labels, repeats):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    times = []
+    for i in range(repeats + 1):
+        t = time.perf_counter()
+        out = model(images)
+        loss = torch.nn.functional.cross_entropy(out.logits, labels)
+        loss = loss + sum(out.losses.values(), torch.zeros(()))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i:  # the first step pays one-off costs (allocations, caches)
+            times.append(time.perf_counter() - t)
+    return times
+
+
+def _breakdown(model, images, labels) -> dict[str, float]:
+    """Self CPU time (s) of the spectral head's stages in one step, from the profiler."""
+    from torch.profiler import profile
+
+    with profile() as prof:
+        out = model(images)
+        loss = torch.nn.functional.cross_entropy(out.logits, labels)
+        (loss + sum(out.losses.values(), torch.zeros(()))).backward()
+    totals: dict[str, float] = {}
+    for event in prof.key_averages():
+        name = event.key
+        if name.startswith(("_EigshFunction", "cheeger::")) or "Eigsh" in name:
+            totals[name] = totals.get(name, 0.0) + event.cpu_time_total / 1e6
+    return totals
+
+
+def _measure(profile: str, head: str, batch: int, repeats: int, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    params = load_params(REPO / "params.yaml")
+    block = params["profiles"][profile]
+    height, width = block["resolution"]
+    num_classes = {"synthetic": 9, "camvid": 11, "cityscapes": 19}[block["dataset"]]
+    model = _model(params, head, num_classes, profile)
+    images = torch.randn(batch, 3, height, width)
+    labels = torch.randint(0, num_classes, (batch, height, width))
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times = _step_times(model, images, labels, repeats)
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = {
+        "profile": profile, "head": head, "resolution": [height, width], "batch": batch,
+        "threads": threads, "step_s": statistics.median(times), "steps": times,
+        "peak_rss_growth_mib": (rss1 - rss0) / 1024,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }  # fmt: skip
+    if head == "spectral":
+        result["profile_s"] = _breakdown(model, images, labels)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profiles", nargs="+", default=["embedded", "camvid"])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=REPO / "results/benchmarks/heads.json")
+    parser.add_argument("--child", nargs=2, metavar=("PROFILE", "HEAD"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(_measure(*args.child, args.batch, args.repeats, args.threads)))
+        return 0
+    rows = []
+    for profile in args.profiles:
+        pair = {}
+        for head in ("conv", "spectral"):  # one subprocess each: clean peak-RSS accounting
+            cmd = [sys.executable, __file__, "--child", profile, head, "--batch", str(args.batch),
+                   "--repeats", str(args.repeats), "--threads", str(args.threads)]  # fmt: skip
+            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+            pair[head] = json.loads(done.stdout.strip().splitlines()[-1])
+        ratio = pair["spectral"]["step_s"] / pair["conv"]["step_s"]
+        rows.append({"profile": profile, **{h: pair[h] for h in pair}, "ratio": ratio})
+    print(f"{'profile':<10} {'HxW':>9} {'B':>3} {'conv s':>8} {'spectral s':>11} {'ratio':>6} "
+          f"{'conv MiB':>9} {'spec MiB':>9}")  # fmt: skip
+    for r in rows:
+        c, s = r["conv"], r["spectral"]
+        hw = "x".join(map(str, c["resolution"]))
+        print(f"{r['profile']:<10} {hw:>9} {c['batch']:>3} {c['step_s']:>8.3f} "
+              f"{s['step_s']:>11.3f} {r['ratio']:>6.2f} {c['peak_rss_growth_mib']:>9.0f} "
+              f"{s['peak_rss_growth_mib']:>9.0f}")  # fmt: skip
+        for name, sec in sorted(s.get("profile_s", {}).items(), key=lambda kv: -kv[1]):
+            print(f"    spectral step, {name}: {sec:.3f} s")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    os.replace(tmp, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""Evaluation of a finished training run on a split, at the labels' native resolution.
+
+``evaluate_run`` rebuilds the model from the run's checkpoint (``evaluate.checkpoint``: ``best``
+= ``best.pt``, the epoch with the best *validation* ``train.select`` metric, so nothing is chosen
+on the evaluated split; ``last`` = the final epoch's weights in ``checkpoint.pt``), predicts every
+image of the split, upsamples the logits bilinearly to the native label size, and computes with
+:class:`cheeger.metrics.SegmentationMetrics`: mIoU and per-class IoU from one dataset-level
+confusion matrix, pixel and class-average accuracy (with per-class accuracy), Boundary IoU
+(per class and mean, with the ratio and the boundary width in pixels at each native size
+recorded), and the fragment metrics of the predictions and of the ground truth. Only finished
+runs (with ``final.json``) are evaluated.
+
+The JSON is written atomically; undefined values (a class absent from both prediction and ground
+truth) are ``null``.
+
+Example:
+    >>> metrics = evaluate_run("results/runs/conv/0", "results/prepared/embedded", "test",
+    ...                        EvaluateConfig())  # doctest: +SKIP
+    >>> metrics["miou"], metrics["per_class"]["iou"]["road"]  # doctest: +SKIP
+    (0.72, 0.95)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cheeger.config import EvaluateConfig
+from cheeger.data import PreparedDataset, load_manifest
+from cheeger.data.io import atomic_write_bytes
+from cheeger.metrics import SegmentationMetrics, boundary_width
+from cheeger.models import UNet
+from cheeger.training import (
+    BEST,
+    CHECKPOINT,
+    FINAL,
+    RunNotFoundError,
+    TrainingError,
+    deterministic_algorithms,
+    evaluate_model,
+    load_checkpoint,
+    metrics_summary,
+    resolve_device,
+)
+
+__all__ = ["evaluate_run", "write_metrics"]
+
+
+def _load_model(run: Path, checkpoint: str, device: torch.device) -> tuple[UNet, dict, dict]:
+    """The model of ``run`` with the chosen weights, the run's last state and the chosen one."""
+    if not (run / FINAL).is_file():
+        raise RunNotFoundError(f"{run}: no {FINAL}; the run has not finished (train it first; "
+                               "only finished runs are evaluated)")  # fmt: skip
+    last = load_checkpoint(run / CHECKPOINT)
+    chosen = last if checkpoint == "last" else load_checkpoint(run / BEST)
+    model = UNet.from_spec(chosen["model_spec"])
+    model.load_state_dict(chosen["model"])
+    channels_last = bool(last["identity"]["train"]["channels_last"])  # as in training
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return model.to(device=device, memory_format=fmt).eval(), last, chosen
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    split: str,
+    config: EvaluateConfig,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """All metrics of the run's model on ``split`` of ``data_dir``.
+
+    Args:
+        run_dir: finished run folder (``cheeger train --out``).
+        data_dir: prepared dataset folder.
+        split: split name (``test`` for the reported numbers, ``val`` for selection).
+        config: checkpoint choice, batch size and metric settings.
+        device: ``auto``, ``cpu``, ``cuda`` ...
+
+    Returns:
+        JSON-ready dict (see the module docstring).
+
+    Raises:
+        RunNotFoundError: no finished run in ``run_dir``.
+        TrainingError: the data's classes differ from the run's.
+        PreparedFormatError, DataError: bad data folder or unknown split.
+    """
+    run = Path(run_dir)
+    torch_device = resolve_device(device)
+    model, last, chosen = _load_model(run, config.checkpoint, torch_device)
+    manifest = load_manifest(data_dir)
+    classes = list(manifest["class_names"])
+    if classes != list(last["class_names"]) or manifest["ignore_index"] != last["ignore_index"]:
+        raise TrainingError(
+            f"{data_dir}: classes {classes} (ignore {manifest['ignore_index']}) differ from those "
+            f"the run {run} was trained on: {last['class_names']} (ignore {last['ignore_index']})"
+        )
+    dataset = PreparedDataset(data_dir, split, native=True)
+    metrics = SegmentationMetrics(len(classes), manifest["ignore_index"], config.boundary_ratio,
+                                  config.connectivity, config.stray_max_size)  # fmt: skip
+    channels_last = bool(last["identity"]["train"]["channels_last"])
+    with deterministic_algorithms():
+        result = evaluate_model(model, dataset, metrics, batch_size=config.batch_size,
+                                device=torch_device, channels_last=channels_last)  # fmt: skip
+    summary = metrics_summary(result, classes)
+    confmat = metrics["confusion"].confmat.to(torch.int64)  # (C, C), rows ground truth
+    totals = confmat.sum(1).to(torch.float64)
+    recall = torch.where(totals > 0, confmat.diagonal() / totals.clamp_min(1), torch.nan)
+    summary["per_class"]["accuracy"] = {  # recall of each class; null if absent from the truth
+        name: None if math.isnan(value) else value
+        for name, value in zip(classes, recall.tolist(), strict=True)
+    }
+    sizes = sorted({tuple(s) for s in manifest["splits"][split]["native_sizes"]})
+    identity = last["identity"]
+    data_digest = hashlib.sha256((Path(data_dir) / "manifest.json").read_bytes()).hexdigest()
+    return {
+        "run": str(run), "head": identity["head"], "seed": identity["seed"], "split": split,
+        "dataset": manifest["dataset"], "num_images": len(dataset),
+        "checkpoint": config.checkpoint, "epoch": chosen["epoch"],
+        "selected_on": {"split": "val", "metric": last["best"]["metric"],
+                        "value": last["best"]["value"]} if config.checkpoint == "best" else None,
+        "data_matches_training": data_digest == identity["data"],
+        "class_names": classes, "ignore_index": manifest["ignore_index"],
+        "resolution": {"input": manifest["resolution"], "labels": "native",
+                       "native_sizes": [list(s) for s in sizes]},
+        "boundary": {"ratio": config.boundary_ratio,
+                     "width_px": {f"{h}x{w}": boundary_width(h, w, config.boundary_ratio)
+                                  for h, w in sizes}},
+        "fragments": {"connectivity": config.connectivity,
+                      "stray_max_size": config.stray_max_size},
+        **summary,
+        "confusion_matrix": confmat.tolist(),
+    }  # fmt: skip
+
+
+def write_metrics(path: str | os.PathLike, metrics: dict[str, Any]) -> None:
+    """Write ``metrics`` as JSON to ``path`` atomically (folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(metrics, indent=1) + "\n").encode())

@@ -1,0 +1,234 @@
+"""The spectral head: segment through the bottom of a learned graph's spectrum.
+
+For decoder features ``f (B, C, H, W)``:
+
+1. ``x = W_x f + b`` (a 1x1 convolution, exactly the conv head's classifier): per-pixel class
+   evidence ``(B, K, H, W)``;
+2. ``g = normalise(W_g f)``: a graph embedding ``(B, d, H, W)`` of unit length per pixel, so the
+   bandwidth ``sigma`` starts on a known scale;
+3. both are average-pooled to the graph's resolution ``(h, w) = (H, W) / stride``
+   (``n = h w`` nodes); the graph is the learned Gaussian affinity
+   ``W_ij = exp(-||A (g_i - g_j)||^2 / 2 sigma^2)`` on a pixel-grid or kNN neighbourhood, and
+   ``L_sym = I - D^{-1/2} W D^{-1/2}``;
+4. ``(lambda, U) = eigsh(L_sym, k)``, bottom ``k`` pairs, with the broadened backward;
+5. the spectral filter ``h_theta(lambda)`` weighs the eigenvectors, and the low-resolution
+   evidence is filtered on the graph:
+
+       y = U diag(h_theta(lambda)) U^T x_low                      # (B, n, K)
+
+6. ``logits = x + upsample(y)``: the pixel evidence keeps the detail the coarse graph cannot
+   resolve; the graph-filtered term adds what the graph says belongs together.
+
+``U diag(h) U^T`` is a function of the operator, not of the eigenvector basis: it does not change
+when an eigenvector flips its sign, nor under any rotation inside a degenerate eigenspace (where
+``h``, a function of ``lambda``, is constant), so the head's output is basis-invariant (tested).
+Only the bottom ``k`` pairs enter: the filter acts as ``h`` on them and as 0 on the rest of the
+spectrum, which the noise floor and the bulk penalty make explicit.
+
+Extra loss terms (unweighted, see :class:`~cheeger.heads.base.HeadOutput`):
+
+* ``"rayleigh"``: Rayleigh-quotient consistency of the head's class probabilities, pooled to the
+  graph, on ``L_sym``. The graph is detached there: the term asks the prediction to respect the
+  graph; letting it also move the graph would reward cutting every edge the prediction crosses.
+* ``"bulk"``: the bulk penalty pushing ``h_theta`` to zero above the noise edge (the
+  eigenvalues a graph of structure-free features also produces).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.profiler import record_function
+
+from cheeger.graph import GaussianAffinity, normalized_laplacian
+from cheeger.heads.base import Head, HeadOutput
+from cheeger.heads.conv import resize_logits
+from cheeger.linalg import eigsh
+from cheeger.losses import rayleigh_quotient_loss
+from cheeger.losses.bulk import bulk_penalty
+from cheeger.spectral import build_filter, noise_floor
+
+__all__ = ["SpectralHead", "SpectralHeadConfig", "spectral_filtering"]
+
+
+@dataclass
+class SpectralHeadConfig:
+    """The spectral head's settings (``params.yaml``: ``spectral.head``).
+
+    Attributes:
+        stride: graph resolution is the feature map's divided by this (average pooling).
+        graph_channels: ``d``, channels of the graph embedding ``g``.
+        rank: rank of the learned metric ``M = A^T A`` on ``g``.
+        neighbourhood: ``"grid"`` or ``"knn"`` (``"dense"`` for tiny graphs).
+        radius, grid_norm: grid neighbourhood (``chebyshev`` radius 1: 8 neighbours).
+        knn: neighbours per node for ``"knn"``.
+        init_sigma: initial bandwidth (embedding has unit length per pixel).
+        k: eigenpairs.
+        eps: backward broadening relative to the spectrum's scale (``None``: eigsh default).
+        solver: extra :func:`~cheeger.linalg.eigsh` keywords (``method``, ``backward``, ...).
+        filter: filter name for :func:`~cheeger.spectral.build_filter` (``"learned"``,
+            ``"truncation"``, ``"diffusion"``, ``"heat"``) and its options.
+        per_class_filter: one response per class (``h_c(lambda)``) instead of one shared.
+        noise: noise-floor options for :func:`~cheeger.spectral.noise_floor`.
+        noise_every: in training, the noise edge is re-estimated every this many steps (and
+            averaged over the batch) and reused in between: the null model's edge depends on the
+            embedding's statistics, which move slowly, and each estimate costs a few eigensolves.
+            1 re-estimates every step, per image.
+    """
+
+    stride: int = 8
+    graph_channels: int = 16
+    rank: int = 8
+    neighbourhood: str = "grid"
+    radius: float = 1.0
+    grid_norm: str = "chebyshev"
+    knn: int = 10
+    init_sigma: float = 0.5
+    k: int = 16
+    eps: float | None = None
+    solver: dict[str, Any] = field(default_factory=dict)
+    filter: str = "learned"
+    filter_options: dict[str, Any] = field(default_factory=dict)
+    per_class_filter: bool = False
+    noise: dict[str, Any] = field(default_factory=dict)
+    noise_every: int = 10
+
+    @classmethod
+    def from_mapping(cls, section: dict[str, Any] | None, where: str = "spectral.head"):
+        """Build from a ``params.yaml`` mapping; unknown keys raise naming ``where.key``."""
+        section = dict(section or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ValueError(f"params.yaml: {where}: unknown key(s) {unknown}; known: "
+                             f"{sorted(known)}")  # fmt: skip
+        cfg = cls(**section)
+        for name in ("stride", "graph_channels", "rank", "k", "knn", "noise_every"):
+            value = getattr(cfg, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"params.yaml: {where}.{name}: expected a positive int, "
+                                 f"got {value!r}")  # fmt: skip
+        if cfg.rank > cfg.graph_channels:
+            raise ValueError(f"params.yaml: {where}.rank: must be <= graph_channels "
+                             f"({cfg.graph_channels}), got {cfg.rank}")  # fmt: skip
+        if cfg.neighbourhood not in ("grid", "knn", "dense"):
+            raise ValueError(f"params.yaml: {where}.neighbourhood: expected grid, knn or dense, "
+                             f"got {cfg.neighbourhood!r}")  # fmt: skip
+        return cfg
+
+
+def spectral_filtering(U: torch.Tensor, response: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``U diag(h) U^T x``: filter node signals with a spectral response on the bottom pairs.
+
+    Args:
+        U: ``(B, n, k)`` orthonormal eigenvectors.
+        response: ``(B, k)`` one response for every channel, or ``(B, k, K)`` one per channel.
+        x: ``(B, n, K)`` node signals.
+
+    Returns:
+        ``(B, n, K)``, invariant to eigenvector signs and to rotations inside eigenspaces on
+        which ``response`` is constant.
+
+    Example:
+        >>> U = torch.eye(3)[None, :, :2]
+        >>> spectral_filtering(U, torch.tensor([[1.0, 0.5]]), torch.ones(1, 3, 1)).flatten()
+        tensor([1.0000, 0.5000, 0.0000])
+    """
+    coeff = U.mT @ x  # (B, k, K): the signal's graph Fourier coefficients
+    weights = response if response.dim() == 3 else response[..., None]
+    return U @ (weights * coeff)  # (B, n, K)
+
+
+class SpectralHead(Head):
+    """Segmentation head through the learned graph's spectrum (see the module docstring).
+
+    Args:
+        in_channels: ``C`` of the decoder features.
+        num_classes: ``K``.
+        **options: :class:`SpectralHeadConfig` fields.
+
+    Example:
+        >>> head = SpectralHead(8, 3, stride=4, k=4, graph_channels=4, rank=2)
+        >>> out = head(torch.rand(2, 8, 32, 32), (32, 32))
+        >>> tuple(out.logits.shape), sorted(out.losses)
+        ((2, 3, 32, 32), ['bulk', 'rayleigh'])
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, **options: Any) -> None:
+        super().__init__(in_channels, num_classes)
+        cfg = SpectralHeadConfig.from_mapping(options, "spectral head")
+        self.cfg = cfg
+        self.classifier = nn.Conv2d(in_channels, num_classes, 1)
+        self.embed = nn.Conv2d(in_channels, cfg.graph_channels, 1)
+        self.affinity = GaussianAffinity(
+            cfg.graph_channels,
+            cfg.rank,
+            cfg.neighbourhood,
+            radius=cfg.radius,
+            grid_norm=cfg.grid_norm,
+            k=cfg.knn,
+            init_sigma=cfg.init_sigma,
+        )
+        channels = num_classes if cfg.per_class_filter else 1
+        self.filter = build_filter(cfg.filter, out_channels=channels, **cfg.filter_options)
+        # the cached noise edge and its age in steps (-1: none yet); buffers, so that a resumed
+        # training run continues with exactly the state it stopped with
+        self.register_buffer("noise_edge", torch.zeros(()))
+        self.register_buffer("noise_age", torch.tensor(-1))
+
+    def _noise_edge(self, g_low: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` noise edges: fresh, or the cached one (see ``noise_every``)."""
+        batch = g_low.shape[0]
+        every, age = self.cfg.noise_every, int(self.noise_age)
+        stale = age < 0 or (self.training and age + 1 >= every)
+        if every == 1 or stale:
+            with torch.no_grad(), record_function("cheeger::noise_floor"):
+                edge = noise_floor(g_low.detach(), self.affinity, **self.cfg.noise)  # (B,)
+            self.noise_edge.copy_(edge.mean())
+            self.noise_age.fill_(0)
+            if every == 1:
+                return edge
+        elif self.training:
+            self.noise_age.add_(1)
+        return self.noise_edge.expand(batch)
+
+    def graph(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(L_sym (B, n, n), g_low (B, d, h, w))`` of a feature map ``(B, C, H, W)``."""
+        g = F.normalize(self.embed(features), dim=1)  # (B, d, H, W)
+        g_low = F.avg_pool2d(g, self.cfg.stride, ceil_mode=True)  # (B, d, h, w)
+        return normalized_laplacian(self.affinity(g_low)), g_low
+
+    def forward(self, features: torch.Tensor, out_size: Sequence[int]) -> HeadOutput:
+        cfg = self.cfg
+        x = self.classifier(features)  # (B, K, H, W)
+        with record_function("cheeger::graph"):  # named ranges: benchmarks/heads.py reads them
+            L, g_low = self.graph(features)
+        batch, _, h, w = g_low.shape
+        k = min(cfg.k, h * w)
+        with record_function("cheeger::eigsh"):
+            lam, U = eigsh(L, k, cfg.eps, **cfg.solver)  # (B, k), (B, n, k)
+        response = self.filter(lam)  # (B, k, channels)
+        x_low = F.avg_pool2d(x, cfg.stride, ceil_mode=True)  # (B, K, h, w)
+        y = spectral_filtering(U, response, x_low.flatten(2).mT)  # (B, n, K)
+        y = y.mT.reshape(batch, self.num_classes, h, w)
+        full = x + resize_logits(y, x.shape[-2:])  # (B, K, H, W)
+        logits = resize_logits(full, out_size)
+        probs_low = F.avg_pool2d(torch.softmax(full, 1), cfg.stride, ceil_mode=True)
+        edge = self._noise_edge(g_low)  # (B,)
+        losses = {
+            "rayleigh": rayleigh_quotient_loss(probs_low, L.detach()),
+            "bulk": bulk_penalty(response, lam.detach(), edge),
+        }
+        internals = {
+            "eigenvalues": lam.detach(),
+            "eigenvectors": U.detach(),
+            "filter": response.detach().mean(-1),
+            "noise_edge": edge.detach(),
+            "graph_size": torch.tensor([h, w]),
+        }
+        return HeadOutput(logits, losses, internals)

@@ -1,0 +1,124 @@
+"""What a run reports while it trains: ``train_log.txt``, ``history.csv`` and DVCLive curves.
+
+* ``train_log.txt``: human-readable lines (configuration, parameter counts, one line per epoch,
+  resumption, errors), appended and flushed as they happen; also echoed on stdout.
+* ``history.csv``: one row per finished epoch (train means of every loss term, validation
+  metrics, learning rate, seconds), rewritten atomically from the checkpoint's history.
+* ``dvclive/``: DVCLive files, ``plots/metrics/train/*.tsv`` per step (loss, each term, its
+  weight, learning rate, gradient norm) and ``plots/metrics/val/*.tsv`` per epoch (at the step
+  that ended it), ``metrics.json`` (latest values) and ``params.yaml``. ``dvc plots show`` and the
+  DVC editor extensions read these while training runs.
+
+DVCLive is used as a writer only: ``save_dvc_exp=False`` (no experiment or git commit of its own,
+inside ``dvc exp run`` DVC itself records the experiment), ``dvcyaml=None`` (the pipeline's
+``dvc.yaml`` declares the plots), and :meth:`Live.end` is never called (inside ``dvc exp run`` it
+would ``git add`` files). Steps are set explicitly and the summary is written once per epoch,
+because ``Live.next_step`` re-reads every curve on each call (quadratic in the run length). A
+resumed run starts DVCLive afresh and replays the checkpoint's history, so curves never hold
+the steps of an epoch that was interrupted and redone.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> monitor = RunMonitor(run, echo=False)
+    >>> monitor.log("hello")
+    >>> monitor.write_history([{"epoch": 1, "val_miou": 0.5}])
+    >>> (run / "history.csv").read_text().splitlines()
+    ['epoch,val_miou', '1,0.5']
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cheeger.data.io import atomic_write_bytes
+
+__all__ = ["RunMonitor"]
+
+
+class RunMonitor:
+    """Log file, history table and DVCLive curves of one run folder.
+
+    Args:
+        run_dir: the run folder (created if missing).
+        live: write DVCLive curves (``False`` for quick library use).
+        echo: also print log lines on stdout.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, *, live: bool = True, echo: bool = True):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.echo = echo
+        self._live_enabled = live
+        self._live = None
+
+    # --- text log -------------------------------------------------------------------------------
+    def log(self, message: str) -> None:
+        """Append a time-stamped line to ``train_log.txt`` (and print it when echoing)."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(self.run_dir / "train_log.txt", "a", encoding="utf-8") as handle:
+            for line in message.splitlines() or [""]:
+                handle.write(f"{stamp}  {line}\n")
+        if self.echo:
+            print(message, flush=True)
+
+    # --- history table --------------------------------------------------------------------------
+    def write_history(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Rewrite ``history.csv`` atomically; columns in order of first appearance."""
+        columns: dict[str, None] = {}
+        for row in rows:
+            columns.update(dict.fromkeys(row))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, list(columns), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_bytes(self.run_dir / "history.csv", buffer.getvalue().encode())
+
+    # --- DVCLive --------------------------------------------------------------------------------
+    def start_live(self, params: Mapping[str, Any], history: Mapping[str, Sequence[Mapping]]):
+        """Open DVCLive (cleaning earlier curves) and replay ``history`` (``steps``, ``epochs``)."""
+        if not self._live_enabled:
+            return
+        from dvclive import Live  # heavy import (DVC), only needed when curves are written
+
+        self._live = Live(dir=str(self.run_dir / "dvclive"), resume=False, save_dvc_exp=False,
+                          dvcyaml=None, report=None, monitor_system=False)  # fmt: skip
+        self._live.log_params(dict(params))
+        for row in history.get("steps", []):
+            self.log_step(row, summary=False)
+        for row in history.get("epochs", []):
+            self.log_epoch(row)
+
+    def log_step(self, row: Mapping[str, Any], *, summary: bool = False) -> None:
+        """Log one training step's values as ``train/<name>`` at step ``row["step"]``."""
+        if self._live is None:
+            return
+        self._live.step = int(row["step"])
+        for name, value in row.items():
+            if name not in ("step", "epoch") and isinstance(value, int | float):
+                self._live.log_metric(f"train/{name}", float(value))
+        if summary:
+            self._live.make_summary()
+
+    def log_epoch(self, row: Mapping[str, Any]) -> None:
+        """Log one epoch's validation metrics (``val_*`` keys) at the epoch's last step."""
+        if self._live is None:
+            return
+        self._live.step = int(row["step"])
+        self._live.log_metric("epoch", int(row["epoch"]))
+        for name, value in row.items():
+            if name.startswith("val_") and isinstance(value, int | float) and math.isfinite(value):
+                self._live.log_metric(f"val/{name[4:]}", float(value))
+        self._live.make_summary()
+
+    def log_image(self, name: str, path: str | os.PathLike) -> None:
+        """Copy an image (the latest snapshot) into DVCLive's ``plots/images/<name>``."""
+        if self._live is not None:
+            self._live.log_image(name, str(path))

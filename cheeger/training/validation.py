@@ -1,0 +1,126 @@
+"""Inference at the labels' native resolution and the metrics of a whole split.
+
+The model sees images at the prepared resolution; its logits are upsampled bilinearly to each
+label's native size (logits, not labels, are interpolated) and only then turned into labels by
+argmax, so every metric is computed against the untouched ground truth, as the official tools
+do. Used for the validation of every training epoch and by ``cheeger evaluate``.
+
+Example:
+    >>> import torch
+    >>> from cheeger.models import UNet
+    >>> model = UNet(3, depth=1, width=4, norm="none").eval()
+    >>> [tuple(p.shape) for p in predict_native(model, torch.rand(2, 3, 8, 10), [(16, 20), (8, 10)])]
+    [(16, 20), (8, 10)]
+"""  # noqa: E501
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from cheeger.data import PreparedDataset, collate_items
+from cheeger.heads import resize_logits
+from cheeger.metrics import SegmentationMetrics
+from cheeger.models import UNet
+
+__all__ = ["SCALAR_METRICS", "evaluate_model", "metrics_summary", "predict_native", "to_device"]
+
+SCALAR_METRICS = (
+    "miou", "pixel_accuracy", "class_accuracy", "boundary_miou",
+    "excess_components", "stray_pixels", "stray_fraction",
+    "gt_excess_components", "gt_stray_pixels", "gt_stray_fraction",
+)  # fmt: skip
+
+
+def to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """Move an image batch to ``device`` in the model's memory format."""
+    images = images.to(device, non_blocking=True)
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
+@torch.no_grad()
+def predict_native(
+    model: UNet, images: torch.Tensor, sizes: Sequence[Sequence[int]]
+) -> list[torch.Tensor]:
+    """Labels of each image at its own native size.
+
+    Args:
+        model: a segmentation model (used as is: call ``.eval()`` first).
+        images: ``(B, 3, H, W)`` normalised images at the prepared resolution.
+        sizes: ``B`` target sizes ``(H0, W0)``.
+
+    Returns:
+        ``B`` int64 label maps ``(H0, W0)`` on the model's device.
+    """
+    if len(sizes) != images.shape[0]:
+        raise ValueError(f"predict_native: {images.shape[0]} images but {len(sizes)} sizes")
+    logits = model(images).logits  # (B, K, H, W)
+    return [resize_logits(logits[i : i + 1], size)[0].argmax(0) for i, size in enumerate(sizes)]
+
+
+def evaluate_model(
+    model: UNet,
+    dataset: PreparedDataset,
+    metrics: SegmentationMetrics,
+    *,
+    batch_size: int,
+    device: torch.device,
+    channels_last: bool = False,
+) -> dict[str, torch.Tensor]:
+    """All metrics of ``dataset`` (built with ``native=True``) at native label resolution.
+
+    The model is put in eval mode for the pass and returned to its previous mode; ``metrics``
+    is reset first, so it holds exactly this split afterwards (its confusion matrix included).
+
+    Returns:
+        ``metrics.compute()``: a flat dict of float64 tensors (see
+        :class:`~cheeger.metrics.SegmentationMetrics`).
+    """
+    if not dataset.native:
+        raise ValueError(f"evaluate_model: build the {dataset.split!r} dataset with native=True")
+    was_training = model.training
+    model.eval()
+    metrics.reset()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_items)
+    try:
+        for batch in loader:
+            targets = batch["native_label"]
+            images = to_device(batch["image"], device, channels_last)
+            preds = predict_native(model, images, [t.shape for t in targets])
+            for pred, target in zip(preds, targets, strict=True):
+                metrics.update(pred.cpu(), target)
+    finally:
+        model.train(was_training)
+    return metrics.compute()
+
+
+def _number(value: torch.Tensor | float) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) else value  # JSON has no NaN: undefined is null
+
+
+def metrics_summary(
+    result: Mapping[str, torch.Tensor], class_names: Sequence[str]
+) -> dict[str, Any]:
+    """JSON-ready view of a metrics result: scalars and per-class values keyed by class name.
+
+    NaN (undefined, e.g. the IoU of a class absent from both prediction and ground truth)
+    becomes ``None``.
+
+    Returns:
+        ``{<scalar>: float | None, ..., "per_class": {"iou": {name: v}, "boundary_iou": ...,
+        "excess_components": ..., "gt_excess_components": ...}}``.
+    """
+    summary: dict[str, Any] = {name: _number(result[name]) for name in SCALAR_METRICS}
+    per_class = {"iou": "iou", "boundary_iou": "boundary_iou",
+                 "excess_components": "excess_components_per_class",
+                 "gt_excess_components": "gt_excess_components_per_class"}  # fmt: skip
+    summary["per_class"] = {
+        key: dict(zip(class_names, map(_number, result[name].tolist()), strict=True))
+        for key, name in per_class.items()
+    }
+    return summary

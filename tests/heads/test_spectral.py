@@ -1,0 +1,149 @@
+"""The spectral head: shapes, loss terms, basis invariance, gradients, parity, settings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import cheeger.heads.spectral as spectral_module
+from cheeger.config import ParamsError, head_options, load_params
+from cheeger.heads import SpectralHead, SpectralHeadConfig, build_head, spectral_filtering
+from cheeger.models import UNet
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _head(**options):
+    torch.manual_seed(0)
+    defaults = dict(stride=4, k=6, graph_channels=6, rank=3)
+    return SpectralHead(8, 3, **{**defaults, **options})
+
+
+def test_output_contract():
+    head = _head()
+    out = head(torch.rand(2, 8, 24, 32), (48, 64))
+    assert out.logits.shape == (2, 3, 48, 64)
+    assert sorted(out.losses) == ["bulk", "rayleigh"]
+    assert all(v.dim() == 0 and torch.isfinite(v) for v in out.losses.values())
+    assert out.internals["eigenvalues"].shape == (2, 6)
+    assert out.internals["eigenvectors"].shape == (2, 6 * 8, 6)
+    assert out.internals["graph_size"].tolist() == [6, 8]
+    assert out.internals["noise_edge"].shape == (2,)
+    lam = out.internals["eigenvalues"]
+    assert (lam[:, 1:] >= lam[:, :-1] - 1e-6).all() and (lam > -1e-5).all() and (lam < 2).all()
+
+
+def test_filtering_is_basis_invariant():
+    g = torch.Generator().manual_seed(0)
+    U, _ = torch.linalg.qr(torch.randn(1, 30, 5, generator=g, dtype=torch.float64))
+    x = torch.randn(1, 30, 4, generator=g, dtype=torch.float64)
+    h = torch.tensor([[1.0, 0.7, 0.7, 0.2, 0.1]], dtype=torch.float64)  # pair (1, 2) degenerate
+    c, s = torch.cos(torch.tensor(0.9)), torch.sin(torch.tensor(0.9))
+    R = torch.eye(5, dtype=torch.float64)
+    R[1:3, 1:3] = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+    flips = torch.diag(torch.tensor([-1.0, 1, -1, -1, 1], dtype=torch.float64))
+    ref = spectral_filtering(U, h, x)
+    assert torch.allclose(spectral_filtering(U @ R @ flips, h, x), ref, atol=1e-12)
+    # and it is not vacuous: rotating a NON-degenerate pair changes the result
+    R2 = torch.eye(5, dtype=torch.float64)
+    R2[2:4, 2:4] = R[1:3, 1:3]
+    assert not torch.allclose(spectral_filtering(U @ R2, h, x), ref, atol=1e-6)
+
+
+def test_head_logits_unchanged_under_sign_flip_and_degenerate_rotation(monkeypatch):
+    head = _head().double()
+    feats = torch.rand(1, 8, 24, 32, dtype=torch.float64)
+    real_eigsh = spectral_module.eigsh
+    calls = {}
+
+    def patched(L, k, eps=None, **kw):
+        lam, U = real_eigsh(L, k, eps, **kw)
+        lam = lam.clone()
+        lam[..., 2] = lam[..., 1]  # force a degenerate pair so that rotating it is legitimate
+        T = torch.eye(k, dtype=U.dtype)
+        if calls.get("transform"):
+            c, s = 0.6, 0.8
+            T[1:3, 1:3] = torch.tensor([[c, -s], [s, c]], dtype=U.dtype)
+            T = T @ torch.diag(torch.tensor([-1.0] + [1.0] * (k - 2) + [-1.0], dtype=U.dtype))
+        return lam, U @ T
+
+    monkeypatch.setattr(spectral_module, "eigsh", patched)
+    plain = head(feats, (24, 32)).logits
+    calls["transform"] = True
+    turned = head(feats, (24, 32)).logits
+    assert torch.allclose(plain, turned, atol=1e-10)
+
+
+def test_noise_edge_is_cached_between_estimates(monkeypatch):
+    head = _head(noise_every=3).train()
+    feats = torch.rand(2, 8, 24, 32)
+    calls = []
+    real = spectral_module.noise_floor
+    monkeypatch.setattr(spectral_module, "noise_floor",
+                        lambda *a, **kw: calls.append(1) or real(*a, **kw))  # fmt: skip
+    edges = [head(feats, (24, 32)).internals["noise_edge"] for _ in range(7)]
+    assert len(calls) == 3  # steps 1, 4, 7
+    assert all(e.shape == (2,) and torch.isfinite(e).all() for e in edges)
+    assert "noise_edge" in head.state_dict() and int(head.state_dict()["noise_age"]) == 0
+    head.eval()
+    head(feats, (24, 32))
+    assert len(calls) == 3  # evaluation reuses the cached edge
+
+
+def test_gradients_reach_every_parameter_and_are_finite():
+    head = _head()
+    feats = torch.rand(2, 8, 24, 32, requires_grad=True)
+    out = head(feats, (24, 32))
+    (out.logits.square().mean() + out.losses["rayleigh"] + out.losses["bulk"]).backward()
+    for name, p in head.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+    assert head.affinity.log_sigma.grad.abs() > 0 or head.affinity.projection.grad.abs().sum() > 0
+    assert torch.isfinite(feats.grad).all()
+
+
+@pytest.mark.parametrize("neighbourhood", ["grid", "knn"])
+def test_lanczos_path_and_neighbourhoods(neighbourhood):
+    # a graph larger than the dense threshold goes through Lanczos; both neighbourhoods train
+    head = _head(neighbourhood=neighbourhood, stride=2, solver={"dense_max_n": 64})
+    feats = torch.rand(1, 8, 24, 32, requires_grad=True)
+    out = head(feats, (24, 32))
+    out.logits.mean().backward()
+    assert torch.isfinite(feats.grad).all()
+
+
+def test_whole_models_within_five_percent():
+    conv = UNet(11, width=8, depth=3, head="conv")
+    spec = UNet(11, width=8, depth=3, head="spectral", head_options={"k": 8})
+    n_conv = sum(p.numel() for p in conv.parameters())
+    n_spec = sum(p.numel() for p in spec.parameters())
+    assert abs(n_spec - n_conv) / n_conv < 0.05
+    assert n_spec > n_conv  # the graph embedding, metric and filter are extra
+
+
+def test_registry_and_settings(tmp_path):
+    assert isinstance(build_head("spectral", 8, 3, k=4), SpectralHead)
+    options = head_options(load_params("params.yaml"), "spectral")
+    assert SpectralHeadConfig.from_mapping(options) == SpectralHeadConfig(**options)
+    with pytest.raises(ValueError, match=r"spectral.head: unknown key\(s\) \['strid'\]"):
+        SpectralHeadConfig.from_mapping({"strid": 4})
+    with pytest.raises(ValueError, match=r"spectral.head.k: expected a positive int"):
+        SpectralHeadConfig.from_mapping({"k": 0})
+    bad = tmp_path / "params.yaml"
+    bad.write_text(
+        load_params_text().replace("    rank: 8 ", "    rank: 99"), encoding="utf-8"
+    )
+    with pytest.raises(ParamsError, match=r"spectral\.head\.rank"):
+        head_options(load_params(bad), "spectral")
+
+
+def load_params_text():
+    from pathlib import Path
+
+    return Path("params.yaml").read_text(encoding="utf-8")

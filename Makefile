@@ -1,10 +1,10 @@
-# Set-up and entry points. `make test` and (once the pipeline exists) `make study` do all set-up.
+# Set-up and entry points. `make test` and `make study` do all set-up.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint clean-venv
+.PHONY: test lint study clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# The embedded study end to end (Snakefile, local profile): tables, figures, metrics.json and
+# README.md in results/. Each job's torch threads are its rule's threads, bounded by the cores.
+study: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --workflow-profile workflow/profiles/local
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

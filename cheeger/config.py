@@ -18,9 +18,12 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import math
 import os
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +31,24 @@ import yaml
 
 __all__ = [
     "DATASETS",
+    "HEAD_OPTION_READERS",
+    "NORMS",
+    "PARAMS_SCHEMA",
     "AugmentConfig",
     "CamVidConfig",
     "CityscapesConfig",
     "DataConfig",
+    "EvaluateConfig",
+    "LossWeightsConfig",
+    "ModelConfig",
     "ParamsError",
     "SyntheticConfig",
+    "TrainConfig",
     "active_profile",
+    "check_params_schema",
+    "head_options",
     "load_params",
+    "params_schema_path",
 ]
 
 DATASETS = ("synthetic", "camvid", "cityscapes")
@@ -184,7 +197,54 @@ def load_params(path: str | os.PathLike) -> dict[str, Any]:
     for name in profiles.data:
         DataConfig.from_params(params, name, origin=path.name)
     active_profile(params, origin=path.name)
+    check_params_schema(params, origin=path.name, schema=params_schema_path(path))
     return dict(params)
+
+
+#: Where the JSON schema of params.yaml lives in a checkout (also read by the Snakefile).
+PARAMS_SCHEMA = Path("workflow") / "schemas" / "params.schema.yaml"
+
+
+def params_schema_path(params_path: str | os.PathLike | None = None) -> Path | None:
+    """The schema beside a params file's checkout, else that of this package's checkout.
+
+    Returns ``None`` when neither exists (an installed package away from its checkout: the
+    dataclass checks still apply).
+    """
+    candidates = [] if params_path is None else [Path(params_path).resolve().parent]
+    candidates.append(Path(__file__).resolve().parents[1])
+    for root in candidates:
+        if (root / PARAMS_SCHEMA).is_file():
+            return root / PARAMS_SCHEMA
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def _schema_validator(schema: Path):
+    import jsonschema
+
+    document = yaml.safe_load(schema.read_text())
+    return jsonschema.Draft202012Validator(document)
+
+
+def check_params_schema(
+    params: Mapping[str, Any], *, origin: str = "params.yaml", schema: Path | None = None
+) -> None:
+    """Check parsed params against the JSON schema (default: :func:`params_schema_path`).
+
+    Raises:
+        ParamsError: the most relevant violation, naming its key path, e.g.
+            ``params.yaml: profiles.embedded.seeds: [] should be non-empty``.
+    """
+    import jsonschema
+
+    schema = schema or params_schema_path()
+    if schema is None:
+        return
+    error = jsonschema.exceptions.best_match(_schema_validator(schema).iter_errors(params))
+    if error is not None:
+        where = ".".join(str(part) for part in error.absolute_path) or "<top level>"
+        raise ParamsError(f"{origin}: {where}: {error.message} (checked against {PARAMS_SCHEMA})")
 
 
 def active_profile(
@@ -338,3 +398,297 @@ class DataConfig:
             camvid=CamVidConfig.from_section(data.sub("camvid"), base),
             cityscapes=CityscapesConfig.from_section(data.sub("cityscapes")),
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Model, training, loss-weight and evaluation settings (sections model:, train:, spectral:,
+# evaluate:). A profile block may override any of their keys in a sub-mapping of the same name
+# (``profiles.camvid.model.width: 16``); ``profiles.<name>.epochs`` and ``.device`` are
+# shorthands for ``train.epochs`` / ``train.device``. Errors name the key where it was written.
+# ---------------------------------------------------------------------------------------------
+
+NORMS = ("batch", "group", "none")
+_YAML_FLOAT = "; write exponents with a dot, 1.0e-3: YAML reads 1e-3 as a string"
+
+
+def _number(low: float, *, above: bool = False) -> Callable[[Any], float]:
+    """A finite number ``>= low`` (``> low`` when ``above``); ints are accepted."""
+
+    def parse(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError
+        value = float(value)
+        if not math.isfinite(value) or value < low or (above and value == low):
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _int_choice(*options: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value not in options:
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError
+    return value
+
+
+def _device(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+        raise ValueError
+    return value
+
+
+def _layers(
+    params: Mapping[str, Any], name: str, profile: str | None, origin: str
+) -> tuple[_Section, _Section, _Section]:
+    """Shared section ``name``, the active profile's override of it, and the profile block."""
+    block = active_profile(params, profile, origin=origin)
+    p = _Section(block, f"profiles.{block.pop('name')}", origin)
+    return _Section(params, "", origin).sub(name), p.sub(name), p
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``model:``: the U-Net backbone shared by every head.
+
+    Attributes:
+        depth: number of 2x downsamplings.
+        width: channels of the first stage (doubled at each stage).
+        norm: ``batch``, ``group`` or ``none``.
+        groups: groups of group normalisation; must divide ``width``.
+    """
+
+    depth: int = 3
+    width: int = 8
+    norm: str = "batch"
+    groups: int = 4
+
+    @classmethod
+    def from_section(cls, s: _Section, d: ModelConfig) -> ModelConfig:
+        s.only("depth", "width", "norm", "groups")
+        return cls(
+            depth=s.get("depth", _int(1), "an int >= 1", d.depth),
+            width=s.get("width", _int(1), "an int >= 1", d.width),
+            norm=s.get("norm", _choice(NORMS), f"one of {list(NORMS)}", d.norm),
+            groups=s.get("groups", _int(1), "an int >= 1", d.groups),
+        )
+
+    @classmethod
+    def from_params(
+        cls, params: Mapping[str, Any], profile: str | None = None, *, origin: str = "params.yaml"
+    ) -> ModelConfig:
+        """Build from ``model:`` and the profile's ``model:`` overrides.
+
+        Raises:
+            ParamsError: a malformed key (its path named).
+        """
+        shared, override, _ = _layers(params, "model", profile, origin)
+        config = cls.from_section(override, cls.from_section(shared, cls()))
+        if config.norm == "group" and config.width % config.groups:
+            raise ParamsError(f"{origin}: model.groups: expected a divisor of model.width "
+                              f"({config.width}) for group norm, got {config.groups}")  # fmt: skip
+        return config
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``train:``: optimisation (AdamW, per-step cosine schedule) and run settings.
+
+    Attributes:
+        epochs: passes over the train split.
+        batch_size: images per step.
+        lr: peak learning rate.
+        weight_decay: AdamW decoupled weight decay.
+        lr_warmup_epochs: linear learning-rate warm-up (may be fractional; 0 = none).
+        min_lr: learning rate the cosine decays to at the last step.
+        grad_clip: maximum global gradient norm, or ``None`` for no clipping.
+        select: validation metric choosing the best checkpoint (``miou`` or ``boundary_miou``).
+        snapshot_index: index of the validation image drawn in every epoch's snapshot.
+        channels_last: NHWC memory format (about 1.5-2x faster convolutions on CPU here).
+        num_workers: data-loading worker processes (results do not depend on it).
+        device: ``auto`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    """
+
+    epochs: int = 25
+    batch_size: int = 8
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    lr_warmup_epochs: float = 0.5
+    min_lr: float = 1e-5
+    grad_clip: float | None = None
+    select: str = "miou"
+    snapshot_index: int = 0
+    channels_last: bool = True
+    num_workers: int = 0
+    device: str = "auto"
+
+    @classmethod
+    def from_section(cls, s: _Section, d: TrainConfig) -> TrainConfig:
+        names = [f.name for f in fields(cls)]
+        s.only(*names)
+        positive, nonneg = "a positive number" + _YAML_FLOAT, "a number >= 0" + _YAML_FLOAT
+        return cls(
+            epochs=s.get("epochs", _int(1), "an int >= 1", d.epochs),
+            batch_size=s.get("batch_size", _int(1), "an int >= 1", d.batch_size),
+            lr=s.get("lr", _number(0, above=True), positive, d.lr),
+            weight_decay=s.get("weight_decay", _number(0), nonneg, d.weight_decay),
+            lr_warmup_epochs=s.get("lr_warmup_epochs", _number(0), nonneg, d.lr_warmup_epochs),
+            min_lr=s.get("min_lr", _number(0), nonneg, d.min_lr),
+            grad_clip=s.get("grad_clip", _optional(_number(0, above=True)),
+                            "a positive number or null", d.grad_clip),
+            select=s.get("select", _choice(("miou", "boundary_miou")),
+                         "miou or boundary_miou", d.select),
+            snapshot_index=s.get("snapshot_index", _int(0), "an int >= 0", d.snapshot_index),
+            channels_last=s.get("channels_last", _bool, "true or false", d.channels_last),
+            num_workers=s.get("num_workers", _int(0), "an int >= 0", d.num_workers),
+            device=s.get("device", _device, "auto, cpu, cuda, cuda:N or mps", d.device),
+        )
+
+    @classmethod
+    def from_params(
+        cls, params: Mapping[str, Any], profile: str | None = None, *, origin: str = "params.yaml"
+    ) -> TrainConfig:
+        """Build from ``train:``, the profile's ``train:`` overrides and its shorthands.
+
+        Raises:
+            ParamsError: a malformed key, or a shorthand given twice (both paths named).
+        """
+        shared, override, p = _layers(params, "train", profile, origin)
+        config = cls.from_section(override, cls.from_section(shared, cls()))
+        for key, parse, expected in (("epochs", _int(1), "an int >= 1"),
+                                     ("device", _device, "auto, cpu, cuda, cuda:N or mps")):
+            if key in p.data:
+                if key in override.data:
+                    raise ParamsError(f"{origin}: {p.key(key)}: given twice (also as "
+                                      f"{override.key(key)}); keep one")  # fmt: skip
+                config = replace(config, **{key: p.get(key, parse, expected)})
+        return config
+
+
+@dataclass(frozen=True)
+class LossWeightsConfig:
+    """Loss weights in ``spectral:`` (the section's other keys belong to the spectral head).
+
+    ``loss = CE + alpha(t) * rayleigh + beta * bulk + gamma * connectivity``, where
+    ``alpha(t)`` is 0 for ``warmup_epochs``, then ramps linearly to ``alpha`` over
+    ``ramp_epochs`` (``t`` in fractional epochs). ``rayleigh`` and ``bulk`` are reported by the
+    spectral head only; the trace connectivity term (seed 002, an ablation) is computed from the
+    probabilities of either head when ``gamma > 0``.
+    """
+
+    alpha: float = 0.1
+    beta: float = 0.01
+    gamma: float = 0.0
+    warmup_epochs: float = 5.0
+    ramp_epochs: float = 5.0
+
+    @classmethod
+    def from_section(cls, s: _Section, d: LossWeightsConfig) -> LossWeightsConfig:
+        nonneg = "a number >= 0" + _YAML_FLOAT
+        return cls(**{f.name: s.get(f.name, _number(0), nonneg, getattr(d, f.name))
+                      for f in fields(cls)})  # fmt: skip
+
+    @classmethod
+    def from_params(
+        cls, params: Mapping[str, Any], profile: str | None = None, *, origin: str = "params.yaml"
+    ) -> LossWeightsConfig:
+        """Build from ``spectral:`` and the profile's ``spectral:`` overrides."""
+        shared, override, _ = _layers(params, "spectral", profile, origin)
+        return cls.from_section(override, cls.from_section(shared, cls()))
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """``evaluate:``: metric settings (used for validation in training too) and checkpoint choice.
+
+    Attributes:
+        checkpoint: ``best`` (the epoch with the best validation ``train.select`` metric) or
+            ``last`` (the final epoch).
+        batch_size: images per inference batch.
+        boundary_ratio: Boundary IoU width as a fraction of the image diagonal.
+        connectivity: 4 or 8, for the fragment metrics.
+        stray_max_size: only excess components of at most this many pixels are stray (null: all).
+    """
+
+    checkpoint: str = "best"
+    batch_size: int = 8
+    boundary_ratio: float = 0.02
+    connectivity: int = 8
+    stray_max_size: int | None = None
+
+    @classmethod
+    def from_section(cls, s: _Section, d: EvaluateConfig) -> EvaluateConfig:
+        s.only(*(f.name for f in fields(cls)))
+        return cls(
+            checkpoint=s.get("checkpoint", _choice(("best", "last")), "best or last",
+                             d.checkpoint),
+            batch_size=s.get("batch_size", _int(1), "an int >= 1", d.batch_size),
+            boundary_ratio=s.get("boundary_ratio", _number(0, above=True),
+                                 "a positive number", d.boundary_ratio),
+            connectivity=s.get("connectivity", _int_choice(4, 8), "4 or 8", d.connectivity),
+            stray_max_size=s.get("stray_max_size", _optional(_int(1)),
+                                 "a positive int or null", d.stray_max_size),
+        )
+
+    @classmethod
+    def from_params(
+        cls, params: Mapping[str, Any], profile: str | None = None, *, origin: str = "params.yaml"
+    ) -> EvaluateConfig:
+        """Build from ``evaluate:`` and the profile's ``evaluate:`` overrides."""
+        shared, override, _ = _layers(params, "evaluate", profile, origin)
+        return cls.from_section(override, cls.from_section(shared, cls()))
+
+
+def _no_head_options(params: Mapping[str, Any], profile: str | None, origin: str) -> dict:
+    return {}
+
+
+def _spectral_head_options(params: Mapping[str, Any], profile: str | None, origin: str) -> dict:
+    """``spectral.head``, with the profile's ``spectral.head`` keys on top, validated."""
+    from dataclasses import asdict
+
+    from cheeger.heads.spectral import SpectralHeadConfig
+
+    shared, override, _ = _layers(params, "spectral", profile, origin)
+    merged: dict[str, Any] = {}
+    for layer in (shared.sub("head"), override.sub("head")):
+        if layer.data is None:
+            continue
+        if not isinstance(layer.data, Mapping):
+            raise ParamsError(f"{origin}: {layer.path}: expected a mapping, got {layer.data!r}")
+        merged.update(layer.data)
+    try:
+        return asdict(SpectralHeadConfig.from_mapping(merged, "spectral.head"))
+    except (TypeError, ValueError) as err:
+        raise ParamsError(f"{origin}: {err}".replace("params.yaml: ", "")) from err
+
+
+# Head name -> reader of that head's constructor options from params (the spectral head's
+# reader builds them from its keys under ``spectral:``); the conv head takes none.
+HEAD_OPTION_READERS: dict[str, Callable[[Mapping[str, Any], str | None, str], dict]] = {
+    "conv": _no_head_options,
+    "spectral": _spectral_head_options,
+}
+
+
+def head_options(
+    params: Mapping[str, Any], head: str, profile: str | None = None, *,
+    origin: str = "params.yaml",
+) -> dict[str, Any]:  # fmt: skip
+    """Constructor options of head ``head`` read from params (``{}`` for ``conv``).
+
+    Raises:
+        ParamsError: no reader is registered in :data:`HEAD_OPTION_READERS` for ``head``.
+    """
+    if head not in HEAD_OPTION_READERS:
+        raise ParamsError(f"{origin}: no settings reader for head {head!r}; "
+                          f"known: {sorted(HEAD_OPTION_READERS)}")  # fmt: skip
+    return dict(HEAD_OPTION_READERS[head](params, profile, origin))

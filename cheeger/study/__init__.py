@@ -1,0 +1,56 @@
+"""The study on top of the package: its runs and files, ablation variants, the eigensolver and
+gradient sweeps, seed statistics and the report (``cheeger variant | gradients | scaling |
+report``).
+
+Names are re-exported lazily (PEP 562): the ``Snakefile`` imports :mod:`cheeger.study.config`
+and :mod:`cheeger.study.layout` at every DAG evaluation, and they must not pull in torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "AblationAxis",
+    "GradientsConfig",
+    "Layout",
+    "ReportConfig",
+    "ScalingConfig",
+    "StudyConfig",
+    "StudyFileError",
+    "gradient_sweep",
+    "make_report",
+    "params_variant",
+    "run_scaling",
+    "t_interval",
+    "welch_difference",
+    "write_variant",
+]
+
+_SOURCES = {
+    "AblationAxis": "config",
+    "GradientsConfig": "gradients",
+    "Layout": "layout",
+    "ReportConfig": "report",
+    "ScalingConfig": "scaling",
+    "StudyConfig": "config",
+    "StudyFileError": "layout",
+    "gradient_sweep": "gradients",
+    "make_report": "report",
+    "params_variant": "variants",
+    "run_scaling": "scaling",
+    "t_interval": "statistics",
+    "welch_difference": "statistics",
+    "write_variant": "variants",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCES:
+        raise AttributeError(f"module 'cheeger.study' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"cheeger.study.{_SOURCES[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

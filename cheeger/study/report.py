@@ -1,0 +1,249 @@
+"""``cheeger report``: the study's tables, figures, ``metrics.json`` and ``README.md``.
+
+Reads every output the pipeline declared for the profile (:mod:`cheeger.study.collect`), and
+writes into ``out`` (``results/`` in the pipeline)::
+
+    README.md        protocol, numbers, figures and the plain answer (cheeger.study.readme)
+    metrics.json     per head and metric on the report split: mean, std, t interval; and the
+                     challenger-minus-baseline differences (the DVC metrics file)
+    tables/          heads_<split>, comparison_<split>, per_class_iou_<split> (the report
+                     split), ablation, scaling, gradients (.csv, .md, .tex); curves.csv and
+                     curves_mean.csv (per epoch, for `dvc plots`)
+    figures/         curves, heads_<split>, per_class_iou, scaling, gradients, ablation, panel
+                     (.png, .pdf)
+
+Example:
+    >>> make_report("params.yaml", results="results", out="results")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cheeger.config import ModelConfig, TrainConfig, load_params
+from cheeger.data import load_manifest
+from cheeger.data.io import atomic_write_bytes
+from cheeger.study import figures as F
+from cheeger.study import tables as T
+from cheeger.study.collect import StudyData, collect_study, read_json
+from cheeger.study.config import StudyConfig, deep_merge, study_section
+from cheeger.study.layout import ABLATION_DONE, PREPARED, RUN, Layout
+from cheeger.study.panel import panel_figure
+from cheeger.study.readme import REFERENCES, answer, hardware, render_readme
+
+__all__ = ["ReportConfig", "make_report"]
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """``study.report``: interval level and the image of the qualitative panel."""
+
+    confidence: float = 0.95
+    panel_index: int = 0
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], profile: str | None = None) -> ReportConfig:
+        """Build from ``study.report`` (and the profile's override), schema-checked."""
+        section = study_section(params, profile).get("report", {})
+        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _metrics_json(heads: pd.DataFrame, comparison: pd.DataFrame | None, study: StudyConfig,
+                  challenger: str | None, baseline: str) -> dict[str, Any]:  # fmt: skip
+    result: dict[str, Any] = {"profile": study.profile, "split": study.report_split,
+                              "seeds": len(study.seeds)}  # fmt: skip
+    for row in heads.to_dict("records"):
+        result.setdefault(row["head"], {})[row["metric"]] = {
+            k: row[k] for k in ("mean", "std", "ci_low", "ci_high")}  # fmt: skip
+    if comparison is not None:
+        result[f"{challenger}_minus_{baseline}"] = {
+            row["metric"]: {k: row[k] for k in ("difference", "ci_low", "ci_high", "p_value",
+                                                "beyond_noise")}
+            for row in comparison.to_dict("records")}  # fmt: skip
+    return _clean(result)
+
+
+def _curves_mean(curves: pd.DataFrame) -> pd.DataFrame:
+    """Wide per-epoch means over seeds (``epoch, <head>_<column>``) for ``dvc plots``."""
+    columns = [c for c in F.CURVE_METRICS if c in curves.columns]
+    mean = curves.groupby(["head", "epoch"])[columns].mean().unstack("head")
+    mean.columns = [f"{head}_{column}" for column, head in mean.columns]
+    return mean.reset_index()
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    atomic_write_bytes(path, frame.to_csv(index=False, float_format="%.6g").encode())
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _protocol(params: Mapping[str, Any], data: StudyData, layout: Layout) -> list[tuple[str, str]]:
+    study = data.study
+    manifest = load_manifest(layout.path(PREPARED, profile=study.profile))
+    model = ModelConfig.from_params(params, study.profile)
+    train = TrainConfig.from_params(params, study.profile)
+    block = params["profiles"][study.profile]
+    loss = deep_merge(params.get("spectral"), block.get("spectral"))
+    head = loss.pop("head", {})
+    first = next(iter(data.evaluations.values()))
+    sizes = ", ".join(f"{name} {entry['size']}" for name, entry in manifest["splits"].items())
+    params_per_head = ", ".join(f"{h} {final['parameters']['total']:,}"
+                                for (h, seed), final in data.finals.items()
+                                if seed == study.seeds[0])  # fmt: skip
+    seconds = [f["train_seconds"] for f in data.finals.values()]
+    for name, slug, seed in study.ablation_runs():
+        seconds.append(read_json(layout.path(ABLATION_DONE, profile=study.profile, axis=name,
+                                             value=slug, seed=seed))["train_seconds"])  # fmt: skip
+    devices = sorted({f"{f['device']} x {f['threads']} threads" for f in data.finals.values()})
+    axes = "; ".join(f"{a.name} ({a.key}): {[a.baseline, *a.values]}" for a in study.axes)
+    return [
+        ("Dataset", f"{manifest['dataset']} ({manifest['num_classes']} classes, label "
+                    f"{manifest['ignore_index']} ignored); prepared splits: {sizes}"),
+        ("Resolution", f"input {manifest['resolution'][0]}x{manifest['resolution'][1]}; metrics "
+                       f"at the labels' native size ({first['resolution']['native_sizes']}), "
+                       f"Boundary IoU ratio {first['boundary']['ratio']}"),
+        ("Model", f"U-Net depth {model.depth}, width {model.width}, {model.norm} norm; "
+                  f"parameters: {params_per_head}; spectral head: {json.dumps(head)}"),
+        ("Training", f"{train.epochs} epochs, batch {train.batch_size}, AdamW lr {train.lr:g} "
+                     f"(cosine, warm-up {train.lr_warmup_epochs:g} epochs), weight decay "
+                     f"{train.weight_decay:g}; loss weights {json.dumps(loss)}"),
+        ("Selection and splits", f"checkpoint `{first['checkpoint']}` (best validation "
+                                 f"`{train.select}`), headline split `{study.report_split}` "
+                                 f"({first['num_images']} images), evaluated once per run; "
+                                 f"ablations scored on `{study.ablation_split}`"),
+        ("Seeds", f"{list(study.seeds)} for each of {list(study.heads)}; ablations: "
+                  f"{study.ablation_head} head, seeds {list(study.ablation_seeds)}; "
+                  f"{axes or 'none'}"),
+        ("Hardware", f"{hardware()}; runs on {', '.join(devices)}"),
+        ("Wall time", f"training {_duration(sum(seconds))} in total over {len(seconds)} runs "
+                      f"(mean {_duration(sum(seconds) / max(1, len(seconds)))} per run; "
+                      "evaluation and sweeps not included)"),
+    ]  # fmt: skip
+
+
+def make_report(
+    params_path: str | os.PathLike,
+    profile: str | None = None,
+    *,
+    results: str | os.PathLike = "results",
+    out: str | os.PathLike = "results",
+    figures: bool = True,
+    panel: bool = True,
+) -> dict[str, Any]:
+    """Write the report of ``profile`` (default: the active one); returns ``metrics.json``.
+
+    ``figures=False`` writes everything but the figures (and ``panel=False`` all but the
+    qualitative panel, which loads the runs' models).
+
+    Raises:
+        ParamsError: malformed params.
+        StudyFileError: a file the study declared is missing.
+    """
+    params = load_params(params_path)
+    study = StudyConfig.from_params(params, profile)
+    config = ReportConfig.from_params(params, study.profile)
+    layout, out = Layout(results), Path(out)
+    data = collect_study(study, layout)
+    tables, figure_dir = out / "tables", out / "figures"
+
+    def save(make, name: str, caption: str) -> None:
+        if figures:
+            F.save_figure(make(), figure_dir, name)
+            shown[caption] = f"figures/{name}.png"
+    conf, split = config.confidence, study.report_split
+    baseline = study.heads[0]
+    challenger = study.heads[1] if len(study.heads) > 1 else None
+    shown: dict[str, str] = {}
+    sections: list[tuple[str, str]] = []
+    headline = T.heads_table(data.scalars, split, conf)  # every main run, on the report split
+    headline_view = T.display(headline, "metric", "head")
+    T.write_table(headline, tables, f"heads_{split}", headline_view,
+                  caption=f"{split} split: mean ± std [{conf:.0%} t interval] over seeds")
+    save(lambda: F.heads_figure(data.scalars, split, conf), f"heads_{split}",
+         f"Heads on the {split} split (seeds and t intervals)")
+    sections.append((f"Metrics on the {split} split", headline_view.to_markdown()))
+    comparison = None
+    if challenger is not None:
+        comparison = T.comparison_table(data.scalars, split, baseline, challenger, conf)
+        T.write_table(comparison, tables, f"comparison_{split}",
+                      caption=f"{challenger} minus {baseline} on {split}")  # fmt: skip
+        sections.append((f"{challenger} minus {baseline} ({split}, Welch)",
+                            comparison.to_markdown(index=False, floatfmt=".4g")))  # fmt: skip
+    per_class = T.per_class_table(data.per_class, split, "iou", conf)
+    per_class_view = T.display(per_class, "class", "head")
+    T.write_table(per_class, tables, f"per_class_iou_{split}", per_class_view,
+                  caption=f"per-class IoU on {split}")
+    save(lambda: F.per_class_figure(per_class), "per_class_iou", "Per-class IoU")
+    sections.append((f"Per-class IoU ({split})", per_class_view.to_markdown()))
+    _write_csv(data.curves, tables / "curves.csv")
+    _write_csv(_curves_mean(data.curves), tables / "curves_mean.csv")
+    save(lambda: F.curves_figure(data.curves, conf), "curves",
+         "Training curves (mean and t band over seeds)")
+    if study.axes:
+        ablation = T.ablation_table(data.ablation, conf)
+        T.write_table(ablation, tables, "ablation", caption="ablations (the baseline flagged)")
+        save(lambda: F.ablation_figure(ablation, split=study.ablation_split), "ablation",
+             "Ablations (star: baseline)")
+        view = ablation[ablation["metric"].isin(["miou", "boundary_miou"])].assign(
+            setting=lambda t: t["setting"] + t["baseline"].map({True: " (baseline)", False: ""}),
+            row=lambda t: t["axis"] + ": " + t["setting"])  # fmt: skip
+        sections.append((f"Ablations ({study.ablation_head} head, {study.ablation_split}, "
+                         f"seeds {list(study.ablation_seeds)})",
+                         T.display(view, "row", "metric").to_markdown()))  # fmt: skip
+    if data.scaling is not None and len(data.scaling):
+        wide = data.scaling.pivot_table(index="n", columns="solver", values="seconds")
+        T.write_table(wide.reset_index(), tables, "scaling", caption="seconds per solve")
+        save(lambda: F.scaling_figure(data.scaling), "scaling", "Eigensolver scaling")
+        sections.append(("Eigensolver scaling (seconds per solve)",
+                         wide.to_markdown(floatfmt=".3g")))
+    if data.gradients is not None and len(data.gradients):
+        grads = T.gradients_table(data.gradients)
+        T.write_table(grads, tables, "gradients", caption="gradient stability")
+        save(lambda: F.gradients_figure(data.gradients), "gradients",
+             "Gradient norm against the eigengap")
+        sections.append(("Gradient stability (slope -1: the norm grows like 1/gap)",
+                         grads.to_markdown(index=False, floatfmt=".3g")))  # fmt: skip
+    if panel:
+        runs = {h: layout.path(RUN, profile=study.profile, head=h, seed=study.seeds[0])
+                for h in study.heads}  # fmt: skip
+        checkpoint = next(iter(data.evaluations.values()))["checkpoint"]
+        prepared = layout.path(PREPARED, profile=study.profile)
+        save(lambda: panel_figure(runs, prepared, split, config.panel_index, checkpoint),
+             "panel", "Qualitative panel")
+    metrics = _metrics_json(headline, comparison, study, challenger, baseline)
+    atomic_write_bytes(out / "metrics.json", (json.dumps(metrics, indent=1) + "\n").encode())
+    text = "Only one head is compared: no answer.\n"
+    if comparison is not None:
+        text = answer(comparison, headline, baseline, challenger, split, conf)
+    dataset = next(iter(data.evaluations.values()))["dataset"]
+    ours = {h: {m: v["mean"] for m, v in metrics[h].items()} for h in study.heads}
+    readme = render_readme(
+        profile=study.profile, answer_text=text, protocol=_protocol(params, data, layout),
+        sections=sections, figures=shown, references=REFERENCES.get(dataset, ()), ours=ours,
+    )
+    atomic_write_bytes(out / "README.md", readme.encode())
+    return metrics
+

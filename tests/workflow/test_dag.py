@@ -1,0 +1,153 @@
+"""The study DAG: job counts per profile, lint, and params.yaml as the only source of settings."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from cheeger.cli import main
+from cheeger.study import layout as L
+
+PROFILES = ("embedded", "camvid", "cityscapes")
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merge(out[key], value) if both else value
+    return out
+
+
+def _lookup(tree: dict, key: str):
+    for part in key.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
+
+def expected_jobs(params: dict, profile: str) -> dict[str, int]:
+    """Job counts from the raw params, by arithmetic independent of cheeger.study."""
+    block = params["profiles"][profile]
+    study = _merge(params["study"], block.get("study", {}))
+    heads, seeds = study["heads"], block["seeds"]
+    ablation_seeds = block.get("ablation_seeds", seeds[:1])
+    splits = [s for s in ("val", "test") if s in block.get("splits", ["train", "val", "test"])]
+    ablated = 0
+    for axis in study["ablation"]["axes"].values():
+        baseline = _lookup(block, axis["key"])
+        baseline = _lookup(params, axis["key"]) if baseline is None else baseline
+        ablated += sum(1 for value in axis["values"] if value != baseline)
+    runs = len(heads) * len(seeds)
+    baselines = len(ablation_seeds) if ablated and len(splits) == 2 else 0  # on val
+    return {"prepare": 1, "train_run": runs, "evaluate_run": runs + baselines,
+            "ablation_run": ablated * len(ablation_seeds),
+            "ablation_evaluate": ablated * len(ablation_seeds),
+            "scaling": 1, "gradients": 1, "report": 1, "all": 1}  # fmt: skip
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_dry_run_has_the_expected_jobs_per_profile(profile, study_dir, sm, counts, tmp_path):
+    fake_root = tmp_path / "cityscapes"  # a dry run reads no data: the root need not hold any
+    fake_root.mkdir()
+
+    def edit(p):
+        p["profile"] = profile
+        if profile == "cityscapes":
+            p["profiles"]["cityscapes"]["root"] = str(fake_root)
+
+    folder = study_dir(edit)
+    result = sm(["-n", "-p"], folder)
+    assert result.returncode == 0, result.stderr
+    found = counts(result.stdout)
+    params = __import__("yaml").safe_load((folder / "params.yaml").read_text())
+    expected = expected_jobs(params, profile)
+    assert {k: v for k, v in found.items() if k != "total"} == expected
+    assert found["total"] == sum(expected.values())
+    assert found["train_run"] == len(params["study"]["heads"]) * len(
+        params["profiles"][profile]["seeds"])  # train jobs = heads x seeds
+    assert found["ablation_run"] > 0
+    if profile == "cityscapes":  # no test split: evaluation and the headline use val
+        assert "test.json" not in result.stdout and "/val.json" in result.stdout
+    else:  # test for every run; val for the ablation baselines only
+        assert result.stdout.count("eval/camvid/conv/seed0/val.json") == 0
+    # every command gets its job's threads, so torch never runs more threads than the job has
+    shells = [line for line in result.stdout.splitlines()
+              if line.startswith("Shell command:") and line != "Shell command: None"]  # fmt: skip
+    assert len(shells) == found["total"] - found["all"]
+    for shell in shells:
+        for command in re.findall(r"cheeger (\w+) [^&]*", shell):
+            assert command == "variant" or "--threads" in shell.split(f"cheeger {command}")[1]
+    for threads, given in re.findall(r"threads: (\d+)\n(?:.*\n)*?Shell command: [^\n]*"
+                                     r"--threads (\d+)", result.stdout):  # fmt: skip
+        assert threads == given
+
+
+def test_lint_is_clean(sm, repo_root):
+    result = sm(["--lint"], repo_root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition!" in output
+    assert "Lints for" not in output
+
+
+def test_config_overrides_are_refused(study_dir, sm):
+    result = sm(["-n", "--config", "profile=camvid"], study_dir())
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "differs from params.yaml in ['profile']" in output
+    assert "dvc exp run -S" in output
+
+
+MALFORMED = [
+    (lambda p: p["profiles"]["embedded"].update(seeds=[]),
+     "params.yaml: profiles.embedded.seeds: [] should be non-empty"),
+    (lambda p: p["profiles"]["embedded"].update(threads=0),
+     "params.yaml: profiles.embedded.threads: 0 is less than the minimum of 1"),
+    (lambda p: p["profiles"]["camvid"].update(seed=[0]),
+     "params.yaml: profiles.camvid: Additional properties are not allowed ('seed' was "
+     "unexpected)"),
+    (lambda p: p["spectral"].update(alpha=-0.5),
+     "params.yaml: spectral.alpha: -0.5 is less than the minimum of 0"),
+    (lambda p: p["study"]["ablation"]["axes"]["alpha"].update(values="0.3"),
+     "params.yaml: study.ablation.axes.alpha.values: '0.3' is not of type 'array'"),
+    (lambda p: p.update(studdy={}),
+     "params.yaml: <top level>: Additional properties are not allowed ('studdy' was "
+     "unexpected)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("edit", "message"), MALFORMED)
+def test_malformed_params_are_rejected_by_the_cli_naming_the_key(
+    edit, message, study_dir, capsys
+):
+    folder = study_dir(edit)
+    status = main(["gradients", "--params", str(folder / "params.yaml"), "--out",
+                   str(folder / "g.csv")])  # fmt: skip
+    error = capsys.readouterr().err
+    assert status == 1 and not (folder / "g.csv").exists()
+    assert error.startswith(f"cheeger gradients: error: {message}")
+    assert error.count("\n") == 1  # one line, no traceback
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        MALFORMED[0],
+        (lambda p: p["profiles"]["embedded"].update(ablation_seeds=[7]),
+         "params.yaml: profiles.embedded.ablation_seeds: expected a subset of "
+         "profiles.embedded.seeds [0, 1, 2]"),
+    ],
+)  # fmt: skip
+def test_malformed_params_stop_snakemake_with_the_same_message(edit, message, study_dir, sm):
+    result = sm(["-n"], study_dir(edit))
+    assert result.returncode != 0
+    assert f"invalid settings: {message}" in result.stdout + result.stderr
+
+
+def test_run_marker_is_the_run_folder_plus_json():
+    # the rules find a run folder from its marker by removing ".json"
+    assert L.RUN_DONE == L.RUN + ".json"
+    assert L.ABLATION_DONE == L.ABLATION_RUN + ".json"

@@ -1,0 +1,125 @@
+# Shared set-up of the study rules: the validated settings, the study's shape and its paths.
+#
+# params.yaml is the only source of science settings. It is checked twice, with the same schema
+# (workflow/schemas/params.schema.yaml): by cheeger.config.load_params, which names the offending
+# key exactly as the CLI does, and by Snakemake's `validate`. `--config` / `--configfile`
+# overrides are refused: the jobs read params.yaml, so an override would silently not reach them.
+# The `params` of each job list the settings its command reads, so Snakemake reruns the job
+# when they change (the same keys DVC watches in dvc.yaml).
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from cheeger.config import ParamsError, load_params
+from cheeger.study import layout as L
+from cheeger.study.config import StudyConfig, deep_merge, study_section
+
+PARAMS = "params.yaml"
+RESULTS = "results"
+ENV = "../envs/cheeger.yaml"
+
+# Jobs call the `cheeger` of the interpreter running Snakemake (the project's .venv), whatever
+# the caller's PATH, so the pipeline and its jobs always use the same installation.
+shell.prefix(f"set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; ")
+
+try:
+    _PARAMS_FILE = load_params(PARAMS)
+except ParamsError as error:
+    raise WorkflowError(f"invalid settings: {error}") from None
+if config != _PARAMS_FILE:
+    changed = sorted(k for k in config.keys() | _PARAMS_FILE.keys()
+                     if config.get(k) != _PARAMS_FILE.get(k))
+    raise WorkflowError(
+        f"the configuration differs from {PARAMS} in {changed}: settings come from {PARAMS} "
+        "only (the jobs read it); edit it, or use `dvc exp run -S key=value`, instead of "
+        "--config / --configfile"
+    )
+validate(config, "../schemas/params.schema.yaml", set_default=False)
+try:
+    STUDY = StudyConfig.from_params(config)
+except ParamsError as error:
+    raise WorkflowError(f"invalid settings: {error}") from None
+
+PROFILE = STUDY.profile
+PROFILE_BLOCK = config["profiles"][PROFILE]
+THREADS = STUDY.threads
+HEADS_RE = "|".join(STUDY.heads)
+
+
+def path(template):
+    """A layout template under results/ for the active profile, other fields left as wildcards."""
+    return str(Path(RESULTS) / template.replace("{profile}", PROFILE))
+
+
+def log(name):
+    return f"logs/{PROFILE}/{name}.log"
+
+
+def section(name):
+    """Shared section `name` deep-merged with the active profile's override of it."""
+    return deep_merge(config.get(name), PROFILE_BLOCK.get(name))
+
+
+# What each kind of job reads from params.yaml (its rule's `params:`). Training settings follow
+# the run identity of cheeger.training (device and data workers do not change what is trained).
+_TRAIN = {k: v for k, v in section("train").items() if k not in ("device", "num_workers")}
+_TRAIN.update({k: PROFILE_BLOCK[k] for k in ("epochs",) if k in PROFILE_BLOCK})
+_SPECTRAL = section("spectral")
+_LOSS = {k: v for k, v in _SPECTRAL.items() if k != "head"}
+# The conv head reports no Rayleigh or bulk term: only the connectivity weight reaches it.
+_HEAD_LOSS_KEYS = {"conv": ("gamma",)}
+PREPARE_SETTINGS = {
+    "profile": {k: v for k, v in PROFILE_BLOCK.items()
+                if k in ("dataset", "root", "resolution", "splits", "limit")},
+    "data": {k: v for k, v in config.get("data", {}).items() if k != "augment"},
+}
+EVALUATE_SETTINGS = section("evaluate")
+STUDY_SETTINGS = study_section(config)
+
+
+def code(stage):
+    """The Python files of the code of `stage` (L.STAGE_CODE), in this Snakefile's checkout."""
+    files = []
+    for entry in L.STAGE_CODE[stage]:
+        root = Path(workflow.basedir) / entry
+        found = sorted(root.rglob("*.py")) if root.is_dir() else [root]
+        files += [os.path.relpath(p) for p in found]
+    return files
+
+
+def run_settings(head):
+    """The settings a training run of `head` depends on."""
+    keys = _HEAD_LOSS_KEYS.get(head)
+    loss = _LOSS if keys is None else {k: _LOSS.get(k) for k in keys}
+    return {
+        "head": head,
+        "head_options": _SPECTRAL.get("head", {}) if head == "spectral" else {},
+        "model": section("model"),
+        "train": _TRAIN,
+        "loss": loss,
+        "evaluate": {k: v for k, v in EVALUATE_SETTINGS.items() if k != "checkpoint"},
+        "augment": config.get("data", {}).get("augment", {}),
+    }
+
+
+def ablation_settings(axis, value):
+    """The `--set` arguments of `cheeger variant` for one ablation value (shell-quoted)."""
+    settings = STUDY.axis(axis).settings(value)
+    return " ".join(f"--set {shlex.quote(f'{key}={json.dumps(v)}')}" for key, v in settings.items())
+
+
+# Every file each stage produces: the inputs of the target rules and of the report.
+RUN_DONE = [path(L.RUN_DONE).format(head=h, seed=s) for h, s in STUDY.runs()]
+EVALUATIONS = [path(L.EVAL).format(head=h, seed=s, split=split)
+               for h, s, split in STUDY.evaluations()]
+ABLATION_DONE = [path(L.ABLATION_DONE).format(axis=a, value=v, seed=s)
+                 for a, v, s in STUDY.ablation_runs()]
+ABLATION_EVALUATIONS = [path(L.ABLATION_EVAL).format(axis=a, value=v, seed=s,
+                                                     split=STUDY.ablation_split)
+                        for a, v, s in STUDY.ablation_runs()]

@@ -1,0 +1,44 @@
+# Sweeps that need no training: eigensolver scaling (benchmarks/eigensolvers.py) and the
+# gradient stability of the eigensolver's backward.
+
+
+rule scaling:
+    input:
+        code=code("scaling"),
+    output:
+        json=path(L.SCALING),
+        table=path(L.SCALING_TABLE),
+    params:
+        params_file=PARAMS,
+        profile=PROFILE,
+        settings=STUDY_SETTINGS.get("scaling", {}),
+        checkout=os.path.relpath(workflow.basedir),
+    log:
+        log("scaling"),
+    # A timing benchmark runs alone: it asks for every core of the machine (Snakemake lowers
+    # that to --cores, and runs nothing beside it); on a cluster the profile's set-threads decides.
+    threads: os.cpu_count() or 1
+    conda:
+        ENV
+    shell:
+        "cheeger scaling --params {params.params_file} --profile {params.profile} --out {output.json} "
+        "--table {output.table} --checkout {params.checkout} --threads {threads} > {log} 2>&1"
+
+
+rule gradients:
+    input:
+        code=code("gradients"),
+    output:
+        path(L.GRADIENTS),
+    params:
+        params_file=PARAMS,
+        profile=PROFILE,
+        settings=STUDY_SETTINGS.get("gradients", {}),
+    log:
+        log("gradients"),
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "cheeger gradients --params {params.params_file} --profile {params.profile} --out {output} "
+        "--threads {threads} > {log} 2>&1"

@@ -218,11 +218,17 @@ def _fmt(x, spec=".3g", none="-"):
 
 
 def _finish_config(records: list[dict]) -> None:
-    """Reference eigenvalues, errors and ratios for the records of one configuration."""
+    """Reference eigenvalues, errors and ratios for the records of one configuration.
+
+    The reference is dense ``eigh`` where it ran, else the complete solution with the smallest
+    residual. ``ratio_<rival> = t(rival) / t(solver)`` (> 1: faster than the rival) uses the
+    rival's time even when it did not converge (then ``<rival>_converged`` is false); a rival
+    that hit its time cap gives ``ratio_<rival>_at_least = cap / t(solver)`` instead.
+    """
     ok = [r for r in records if r["status"] == "ok" and len(r.get("eigenvalues", [])) == r["k"]]
     dense = [r for r in ok if r["solver"] in ("torch_eigh", "dense")]
     ref = min(dense or ok, key=lambda r: r["residual_max"], default=None)
-    by = {r["solver"]: r for r in ok}
+    ran = {r["solver"]: r for r in records}
     ok_ids = {id(r) for r in ok}
     for r in records:
         r["reference"] = None if ref is None else ref["solver"]
@@ -231,10 +237,23 @@ def _finish_config(records: list[dict]) -> None:
                 abs(a - b) for a, b in zip(r["eigenvalues"], ref["eigenvalues"], strict=True)
             )
         for rival in ("arpack_sa", "arpack_si"):
-            t_rival = by[rival]["time"] if rival in by else None
-            r[f"ratio_{rival}"] = (
-                t_rival / r["time"] if t_rival and r.get("time") else None
-            )  # > 1: this solver is faster than the rival
+            other = ran.get(rival, {})
+            r[f"ratio_{rival}"] = r[f"ratio_{rival}_at_least"] = None
+            if not r.get("time"):
+                continue
+            if other.get("status") == "ok" and other.get("time"):
+                r[f"ratio_{rival}"] = other["time"] / r["time"]
+                r[f"{rival}_converged"] = bool(other.get("converged", False))
+            elif other.get("status") == "timeout":
+                r[f"ratio_{rival}_at_least"] = other["timeout_s"] / r["time"]
+
+
+def _ratio(r: dict, rival: str) -> str:
+    if r.get(f"ratio_{rival}") is not None:
+        return format(r[f"ratio_{rival}"], ".2f")
+    if r.get(f"ratio_{rival}_at_least") is not None:
+        return ">" + format(r[f"ratio_{rival}_at_least"], ".0f")
+    return "-"
 
 
 def _print_config(records: list[dict]) -> None:
@@ -255,8 +274,8 @@ def _print_config(records: list[dict]) -> None:
             status = "noconv"
         print(
             f"{r['solver']:13s} {status:8s} {_fmt(r.get('time'), '.3f'):>9s} "
-            f"{_fmt(r.get('runs'), 'd'):>4s} {_fmt(r.get('ratio_arpack_sa'), '.2f'):>8s} "
-            f"{_fmt(r.get('ratio_arpack_si'), '.2f'):>8s} {_fmt(r.get('residual_max'), '.1e'):>9s} "
+            f"{_fmt(r.get('runs'), 'd'):>4s} {_ratio(r, 'arpack_sa'):>8s} "
+            f"{_ratio(r, 'arpack_si'):>8s} {_fmt(r.get('residual_max'), '.1e'):>9s} "
             f"{_fmt(r.get('eig_err_max'), '.1e'):>9s} {_fmt(r.get('iterations'), 'd'):>6s} "
             f"{_fmt(r.get('peak_rss_mb'), '.0f'):>8s}"
         )
@@ -294,6 +313,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lobpcg-cap", type=float, default=60.0, help="cap of torch_lobpcg, seconds")
     p.add_argument("--out", type=Path, default=ROOT / "results/benchmarks/eigensolvers.json")
     p.add_argument("--quick", action="store_true", help="a smoke run (about a minute)")
+    p.add_argument(
+        "--rescore", nargs="+", type=Path,
+        help="recompute references and ratios of existing JSON files, merge them into --out",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -316,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(_worker(json.loads(args.worker))))
         return 0
+    if args.rescore:
+        return _rescore(args)
     records: list[dict] = []
     timed_out: set[tuple] = set()  # (graph, scale, k, solver) that hit a cap at a smaller size
     started = time.time()
@@ -368,6 +393,27 @@ def main(argv: list[str] | None = None) -> int:
                         _write_json(args.out, _payload(args, records, started))
     _write_json(args.out, _payload(args, records, started))
     print(f"\nwrote {args.out} ({len(records)} records, {time.time() - started:.0f} s)")
+    return 0
+
+
+def _rescore(args: argparse.Namespace) -> int:
+    """Regroup the records of ``args.rescore`` by configuration, redo references and ratios."""
+    records, metas = [], []
+    for path in args.rescore:
+        payload = json.loads(Path(path).read_text())
+        records.extend(payload["results"])
+        metas.append(payload["meta"])
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["graph"], r["bandwidth_scale"], r["k"], r["side"]), []).append(r)
+    for key in sorted(groups):
+        _finish_config(groups[key])
+        _print_config(groups[key])
+    payload = _payload(args, records, time.time())
+    payload["meta"]["merged_from"] = [str(p) for p in args.rescore]
+    payload["meta"]["runs"] = metas
+    _write_json(args.out, payload)
+    print(f"\nwrote {args.out} ({len(records)} records)")
     return 0
 
 

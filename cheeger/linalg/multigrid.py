@@ -242,7 +242,7 @@ class AggregationMultigrid:
                 S = _csr(rows, cols, -omega * vals * inv_diag[rows, 0], (N, N))
                 P = (P + (S @ P)).to_sparse_csr()
             level.P = P
-            level.R = P.to_sparse_coo().t().coalesce().to_sparse_csr()
+            level.R = P.transpose(0, 1).to_sparse_csr()
             K = (level.R @ (K @ P)).to_sparse_csr()
             first = torch.full((Nc,), N, dtype=torch.int64, device=device).scatter_reduce_(
                 0, agg, node, "amin"

@@ -145,6 +145,19 @@ def scaling_table(document: Mapping[str, Any]) -> pd.DataFrame:
     return table.sort_values(["solver", "n"], ignore_index=True)
 
 
+def _check_outcome(document: Mapping[str, Any], path: Path) -> None:
+    """A timed-out or capped point is a result; a crashed one, or no point at all, is not."""
+    records = _records(document)
+    errors = [r for r in records if r.get("status") == "error"]
+    if errors:
+        first = errors[0]
+        raise ScalingError(f"{path}: {len(errors)} of {len(records)} benchmark runs failed, e.g. "
+                           f"{first.get('solver')} at n={first.get('n')}: "
+                           f"{str(first.get('error', '?'))[-300:]}")  # fmt: skip
+    if not any(r.get("status") == "ok" for r in records):
+        raise ScalingError(f"{path}: no benchmark run finished within its cap")
+
+
 def run_scaling(
     config: ScalingConfig,
     out: str | os.PathLike,
@@ -179,6 +192,7 @@ def run_scaling(
     except (OSError, json.JSONDecodeError) as error:
         raise ScalingError(f"{out}: the benchmark wrote no readable JSON ({error})") from None
     table = scaling_table(document)
+    _check_outcome(document, out)
     table_path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     table.to_csv(buffer, index=False, float_format="%.6g")

@@ -24,8 +24,10 @@ parser.add_argument("--timeout", type=float)
 args = parser.parse_args()
 if args.ks == "99":
     raise SystemExit("k too large for this stand-in")
+status = {"crash": "error", "slow": "timeout"}.get(args.graphs)
 records = [{"graph": args.graphs, "side": side, "n": side * side, "k": int(args.ks),
-            "solver": solver, "status": "ok" if solver != "dense" or side < 20 else "timeout",
+            "solver": solver, "error": "Traceback: boom",
+            "status": status or ("ok" if solver != "dense" or side < 20 else "timeout"),
             "time": side * 1e-3 if solver != "dense" or side < 20 else None,
             "threads": args.threads, "repeats": args.repeats}
            for solver in args.solvers.split(",") for side in map(int, args.sides.split(","))]
@@ -61,6 +63,14 @@ def test_benchmark_failures_are_reported(checkout, tmp_path):
     with pytest.raises(ScalingError, match="k too large for this stand-in"):
         run_scaling(ScalingConfig(sides=(100,), k=99), tmp_path / "s.json", tmp_path / "s.csv",
                     root=checkout)  # fmt: skip
+    with pytest.raises(ScalingError, match=r"2 of 2 benchmark runs failed, e\.g\. lobpcg at "
+                                           r"n=100: Traceback: boom"):  # fmt: skip
+        run_scaling(ScalingConfig(sides=(10, 20), k=4, graph="crash", solvers=("lobpcg",)),
+                    tmp_path / "s.json", tmp_path / "s.csv", root=checkout)  # fmt: skip
+    with pytest.raises(ScalingError, match="no benchmark run finished within its cap"):
+        run_scaling(ScalingConfig(sides=(10,), k=4, graph="slow", solvers=("dense",)),
+                    tmp_path / "s.json", tmp_path / "s.csv", root=checkout)  # fmt: skip
+    assert not (tmp_path / "s.csv").exists()  # nothing is tabulated from a failed sweep
     with pytest.raises(ScalingError, match="benchmark is missing"):
         run_scaling(ScalingConfig(), tmp_path / "s.json", tmp_path / "s.csv", root=tmp_path)
 

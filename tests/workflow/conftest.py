@@ -64,6 +64,7 @@ def tiny_params(params: dict) -> dict:
     }  # fmt: skip
     p["study"]["scaling"] = {"sides": [16], "k": 4, "solvers": ["lobpcg", "arpack_sa"],
                              "repeats": 1, "frame": str(FRAME)}  # fmt: skip
+    assert FRAME.is_file(), f"{FRAME}: the CamVid sample beside the checkout is missing"
     p["study"]["gradients"] = {"n": 16, "k": 3, "gaps": 3, "trials": 1, "eps": [0.0, 1.0e-2]}
     return p
 

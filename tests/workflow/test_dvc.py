@@ -1,0 +1,147 @@
+"""dvc.yaml and the Snakefile agree; and `dvc repro`, `dvc exp run -S`, `dvc metrics diff` work
+on a tiny study in a temporary git repository (the end-to-end run of the real pipeline)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cheeger.study import layout as L
+
+REPO = Path(__file__).resolve().parents[2]
+STAGE_OUTS = {"data": [L.PREPARED], "train": [L.RUN], "evaluate": [L.EVAL],
+              "ablation": [L.ABLATION_RUN], "scaling": [L.SCALING],
+              "gradients": [L.GRADIENTS]}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dvc_yaml() -> dict:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def rules(sm) -> set[str]:
+    result = sm(["--list-rules"], REPO)
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
+def test_every_stage_runs_a_snakemake_target_without_executor_flags(dvc_yaml, rules):
+    stages = dvc_yaml["stages"]
+    assert set(stages) == {"data", "train", "evaluate", "ablation", "scaling", "gradients",
+                           "report"}  # fmt: skip
+    for name, stage in stages.items():
+        match = re.fullmatch(r"snakemake --cores all (\w+)", stage["cmd"])
+        assert match, (name, stage["cmd"])  # the executor comes from SNAKEMAKE_PROFILE only
+        assert match.group(1) in rules
+
+
+def test_stage_params_exist_in_params_yaml(dvc_yaml, repo_params):
+    for profile in repo_params["profiles"]:
+        for stage in dvc_yaml["stages"].values():
+            for key in stage["params"]:
+                node = repo_params
+                for part in key.replace("${profile}", profile).split("."):
+                    assert isinstance(node, dict) and part in node, (key, profile)
+                    node = node[part]
+
+
+def test_stage_code_and_outputs_are_the_rules(dvc_yaml):
+    for name, stage in dvc_yaml["stages"].items():
+        deps = stage["deps"]
+        code = [d for d in deps if d.startswith(("cheeger", "benchmarks"))]
+        assert code == list(L.STAGE_CODE[name]), name  # what the rules list as inputs
+        assert {"Snakefile", "workflow/rules/common.smk"} <= set(deps)
+        assert all((REPO / d).exists() for d in deps if "${" not in d and "results" not in d)
+        outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])]
+        for template in STAGE_OUTS.get(name, []):
+            folder = "results/" + template.split("{profile}")[0] + "${profile}"
+            assert folder in outs, (name, folder)
+    report = dvc_yaml["stages"]["report"]
+    assert [next(iter(m)) for m in report["metrics"]] == ["results/metrics.json"]
+    assert not any(o in ("results", "results/") for o in report["outs"])  # no overlap
+
+
+def test_cached_outputs_are_ignored_by_git_and_small_results_are_not():
+    ignored = (REPO / ".gitignore").read_text().split()
+    for folder in ("results/prepared", "results/runs", "results/ablation"):
+        assert f"/{folder}/" in ignored
+    for folder in ("results/eval", "results/scaling", "results/gradients", "results/tables"):
+        assert not any(line.startswith(f"/{folder}") for line in ignored)
+    assert "dvc_plots/" in ignored and ".snakemake/" in ignored
+
+
+def _git(sh, args, cwd):
+    result = sh(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], cwd)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def _copy_project(target: Path) -> None:
+    for name in ("Snakefile", "dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml"):
+        shutil.copy2(REPO / name, target / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("workflow", "cheeger", "benchmarks"):
+        shutil.copytree(REPO / name, target / name, ignore=ignore)
+    (target / ".dvc").mkdir()
+    for name in ("config", ".gitignore"):
+        shutil.copy2(REPO / ".dvc" / name, target / ".dvc" / name)
+
+
+@pytest.mark.slow
+def test_dvc_repro_then_an_experiment_and_its_metrics_diff(tmp_path, repo_params, shrink, sh):
+    repo = tmp_path / "clone"
+    repo.mkdir()
+    _copy_project(repo)
+    # ../shared beside the checkout, as in CI: the eigensolver benchmark looks for its frame there
+    (tmp_path / "shared").symlink_to(REPO.parent / "shared")
+    params = shrink(repo_params)  # and smaller still: one seed, one ablation run
+    params["profiles"]["embedded"]["seeds"] = [0]
+    params["study"]["ablation"]["axes"].pop("filter")
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _git(sh, ["init", "-q"], repo)
+    _git(sh, ["add", "-A"], repo)
+    _git(sh, ["commit", "-qm", "tiny study"], repo)
+
+    start = time.perf_counter()
+    result = sh(["dvc", "repro"], repo, timeout=1200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    repro_seconds = time.perf_counter() - start
+    metrics = json.loads((repo / "results" / "metrics.json").read_text())
+    assert metrics["profile"] == "embedded" and metrics["seeds"] == 1
+    readme = (repo / "results" / "README.md").read_text()
+    assert "**No answer beyond noise is possible**" in readme  # one seed: said, not faked
+    assert (repo / "results" / "figures" / "panel.png").stat().st_size > 1000
+    status = sh(["dvc", "status"], repo)
+    assert "up to date" in status.stdout, status.stdout
+    dry = sh(["snakemake", "-n"], repo)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+    _git(sh, ["add", "-A"], repo)
+    _git(sh, ["commit", "-qm", "results"], repo)
+
+    runs = repo / "results" / "runs" / "embedded"
+    conv_mtime = (runs / "conv" / "seed0.json").stat().st_mtime_ns
+    spectral_mtime = (runs / "spectral" / "seed0.json").stat().st_mtime_ns
+    spectral_loss = (runs / "spectral" / "seed0" / "history.csv").read_text()
+    result = sh(["dvc", "exp", "run", "-S", "spectral.alpha=0.3"], repo, timeout=1200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert yaml.safe_load((repo / "params.yaml").read_text())["spectral"]["alpha"] == 0.3
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    assert lock["stages"]["train"]["params"]["params.yaml"]["spectral"]["alpha"] == 0.3
+    # Snakemake retrained the spectral runs only: the conv head does not read alpha
+    assert (runs / "conv" / "seed0.json").stat().st_mtime_ns == conv_mtime
+    assert (runs / "spectral" / "seed0.json").stat().st_mtime_ns != spectral_mtime
+    assert (runs / "spectral" / "seed0" / "history.csv").read_text() != spectral_loss
+    diff = sh(["dvc", "metrics", "diff", "--all", "--json"], repo)
+    assert diff.returncode == 0, diff.stderr
+    table = json.loads(diff.stdout)["results/metrics.json"]
+    assert {"conv.miou.mean", "spectral.miou.mean", "spectral_minus_conv.miou.difference"} <= set(
+        table)  # fmt: skip
+    assert all(row["diff"] == 0 for key, row in table.items() if key.startswith("conv."))
+    print(f"dvc repro of the tiny study: {repro_seconds:.0f} s")

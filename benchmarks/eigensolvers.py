@@ -311,7 +311,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--timeout", type=float, default=900.0, help="cap per solver run, seconds")
     p.add_argument("--lobpcg-cap", type=float, default=60.0, help="cap of torch_lobpcg, seconds")
-    p.add_argument("--out", type=Path, default=ROOT / "results/benchmarks/eigensolvers.json")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/eigensolvers.json")
     p.add_argument("--quick", action="store_true", help="a smoke run (about a minute)")
     p.add_argument(
         "--rescore", nargs="+", type=Path,

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=REPO / "results/benchmarks/heads.json")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/out/heads.json")
     parser.add_argument("--child", nargs=2, metavar=("PROFILE", "HEAD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

@@ -2,7 +2,8 @@
 
 The pipeline (``Snakefile``) and the report read the study's shape from here, so both see the
 same runs. Settings come from ``params.yaml``: the shared ``study:`` section, deep-merged with the
-active profile's ``study:`` override, and the profile's own ``seeds``, ``ablation_seeds`` and
+active profile's ``study:`` override (an ablation axis named there replaces the shared one),
+and the profile's own ``seeds``, ``ablation_seeds`` and
 ``threads``. Types and ranges are checked by the JSON schema (``load_params``); this module checks
 what a schema cannot (ablation seeds among the seeds, an ablated key set in ``params.yaml``) and
 raises :class:`~cheeger.config.ParamsError` naming the key.
@@ -103,9 +104,18 @@ def format_value(value: Any) -> str:
 def study_section(
     params: Mapping[str, Any], profile: str | None = None, *, origin: str = "params.yaml"
 ) -> dict[str, Any]:
-    """``study:`` deep-merged with the profile's ``study:`` override."""
+    """``study:`` deep-merged with the profile's ``study:`` override.
+
+    An ablation axis the profile names replaces the shared axis whole: an axis is one unit
+    (a profile narrowing ``values`` must not inherit ``with`` options of values it dropped).
+    """
     block = active_profile(params, profile, origin=origin)
-    return deep_merge(params.get("study"), block.get("study"))
+    override = block.get("study") or {}
+    merged = deep_merge(params.get("study"), override)
+    axes = (override.get("ablation") or {}).get("axes") or {}
+    for name, axis in axes.items():
+        merged["ablation"]["axes"][name] = copy.deepcopy(axis)
+    return merged
 
 
 @dataclass(frozen=True)

@@ -36,12 +36,14 @@ def _broken(params, tmp_path, edit):
 
 
 def test_repository_params_build_every_profile(params, repo_root):
-    assert params["profile"] == "embedded"
+    # the committed study is CamVid's (results/, dvc.lock); `make study` chooses embedded
+    assert params["profile"] == "camvid"
     configs = {name: DataConfig.from_params(params, name, base_dir=repo_root)
                for name in params["profiles"]}  # fmt: skip
     assert {c.dataset for c in configs.values()} == {"synthetic", "camvid", "cityscapes"}
-    embedded = DataConfig.from_params(params, base_dir=repo_root)
-    assert embedded == configs["embedded"] and embedded.root is None
+    assert DataConfig.from_params(params, base_dir=repo_root) == configs["camvid"]
+    embedded = configs["embedded"]
+    assert embedded.root is None
     assert embedded.synthetic == SyntheticConfig() and embedded.augment == AugmentConfig()
     assert configs["camvid"].root.resolve() == (repo_root.parent / "shared/data/camvid").resolve()
     assert configs["cityscapes"].splits == ("train", "val")
@@ -62,7 +64,7 @@ def test_unknown_sections_and_profile_keys_are_left_for_their_owners(params, tmp
     extended["profiles"]["embedded"].update(epochs=3, seeds=[0, 1], device="cpu")
     loaded = load_params(_write(tmp_path, extended))
     assert loaded["model"]["head"] == "spectral"
-    assert DataConfig.from_params(loaded).resolution == (128, 160)
+    assert DataConfig.from_params(loaded, "embedded").resolution == (128, 160)
 
 
 @pytest.mark.parametrize(

@@ -93,12 +93,17 @@ def test_lint_is_clean(sm, repo_root):
     assert "Lints for" not in output
 
 
-def test_config_overrides_are_refused(study_dir, sm):
-    result = sm(["-n", "--config", "profile=camvid"], study_dir())
+def test_config_overrides_are_refused_but_the_profile_may_be_chosen(study_dir, sm):
+    result = sm(["-n", "--config", "spectral={'alpha': 0.3}"], study_dir())
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "differs from params.yaml in ['profile']" in output
+    assert "differs from params.yaml in ['spectral']" in output
     assert "dvc exp run -S" in output
+    # choosing the profile (what `make study` does) sets no setting: the jobs get --profile
+    chosen = sm(["-n", "-p", "--config", "profile=embedded"], study_dir())
+    assert chosen.returncode == 0, chosen.stdout + chosen.stderr
+    assert "--profile embedded" in chosen.stdout
+    assert "results/runs/embedded/" in chosen.stdout
 
 
 MALFORMED = [

@@ -32,13 +32,15 @@ try:
     _PARAMS_FILE = load_params(PARAMS)
 except ParamsError as error:
     raise WorkflowError(f"invalid settings: {error}") from None
-if config != _PARAMS_FILE:
-    changed = sorted(k for k in config.keys() | _PARAMS_FILE.keys()
-                     if config.get(k) != _PARAMS_FILE.get(k))
+# `--config profile=NAME` may choose which profile block runs (what `make study` does for the
+# embedded one): it selects settings, it sets none, and every job gets `--profile NAME`.
+_CHANGED = sorted(k for k in config.keys() | _PARAMS_FILE.keys()
+                  if k != "profile" and config.get(k) != _PARAMS_FILE.get(k))
+if _CHANGED:
     raise WorkflowError(
-        f"the configuration differs from {PARAMS} in {changed}: settings come from {PARAMS} "
+        f"the configuration differs from {PARAMS} in {_CHANGED}: settings come from {PARAMS} "
         "only (the jobs read it); edit it, or use `dvc exp run -S key=value`, instead of "
-        "--config / --configfile"
+        "--config / --configfile (only `--config profile=NAME` is allowed)"
     )
 validate(config, "../schemas/params.schema.yaml", set_default=False)
 try:

@@ -4,10 +4,11 @@ For decoder features ``f (B, C, H, W)``:
 
 1. ``x = W_x f + b`` (a 1x1 convolution, exactly the conv head's classifier): per-pixel class
    evidence ``(B, K, H, W)``;
-2. ``g = normalise(W_g f)``: a graph embedding ``(B, d, H, W)`` of unit length per pixel, so the
-   bandwidth ``sigma`` starts on a known scale;
-3. both are average-pooled to the graph's resolution ``(h, w) = (H, W) / stride``
-   (``n = h w`` nodes); the graph is the learned Gaussian affinity
+2. ``f`` is average-pooled to the graph's resolution ``(h, w) = (H, W) / stride`` (``n = h w``
+   nodes), giving ``x_low = W_x f_low + b`` (= the pooled ``x``: a 1x1 convolution commutes with
+   average pooling) and ``g = normalise(W_g f_low)``, a graph embedding ``(B, d, h, w)`` of unit
+   length per node, so the bandwidth ``sigma`` starts on a known scale;
+3. the graph is the learned Gaussian affinity
    ``W_ij = exp(-||A (g_i - g_j)||^2 / 2 sigma^2)`` on a pixel-grid or kNN neighbourhood, and
    ``L_sym = I - D^{-1/2} W D^{-1/2}``;
 4. ``(lambda, U) = eigsh(L_sym, k)``, bottom ``k`` pairs, with the broadened backward;
@@ -27,9 +28,10 @@ spectrum, which the noise floor and the bulk penalty make explicit.
 
 Extra loss terms (unweighted, see :class:`~cheeger.heads.base.HeadOutput`):
 
-* ``"rayleigh"``: Rayleigh-quotient consistency of the head's class probabilities, pooled to the
-  graph, on ``L_sym``. The graph is detached there: the term asks the prediction to respect the
-  graph; letting it also move the graph would reward cutting every edge the prediction crosses.
+* ``"rayleigh"``: Rayleigh-quotient consistency of the head's class probabilities at the graph's
+  resolution (``softmax(x_low + y)``) on ``L_sym``. The graph is detached there: the term asks
+  the prediction to respect the graph; letting it also move the graph would reward cutting every
+  edge the prediction crosses.
 * ``"bulk"``: the bulk penalty pushing ``h_theta`` to zero above the noise edge (the
   eigenvalues a graph of structure-free features also produces).
 """
@@ -199,26 +201,33 @@ class SpectralHead(Head):
 
     def graph(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(L_sym (B, n, n), g_low (B, d, h, w))`` of a feature map ``(B, C, H, W)``."""
-        g = F.normalize(self.embed(features), dim=1)  # (B, d, H, W)
-        g_low = F.avg_pool2d(g, self.cfg.stride, ceil_mode=True)  # (B, d, h, w)
+        return self._graph(F.avg_pool2d(features, self.cfg.stride, ceil_mode=True))
+
+    def _graph(self, f_low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        g_low = F.normalize(self.embed(f_low), dim=1)  # (B, d, h, w): unit length per node
         return normalized_laplacian(self.affinity(g_low)), g_low
 
     def forward(self, features: torch.Tensor, out_size: Sequence[int]) -> HeadOutput:
         cfg = self.cfg
         x = self.classifier(features)  # (B, K, H, W)
+        # Everything graph-side runs at the graph's resolution: a 1x1 convolution commutes with
+        # average pooling, so pooling the C decoder channels once replaces pooling the class and
+        # embedding maps (and their full-resolution backward passes).
+        f_low = F.avg_pool2d(features, cfg.stride, ceil_mode=True)  # (B, C, h, w)
         with record_function("cheeger::graph"):  # named ranges: benchmarks/heads.py reads them
-            L, g_low = self.graph(features)
+            L, g_low = self._graph(f_low)
         batch, _, h, w = g_low.shape
         k = min(cfg.k, h * w)
         with record_function("cheeger::eigsh"):
             lam, U = eigsh(L, k, cfg.eps, **cfg.solver)  # (B, k), (B, n, k)
         response = self.filter(lam)  # (B, k, channels)
-        x_low = F.avg_pool2d(x, cfg.stride, ceil_mode=True)  # (B, K, h, w)
+        x_low = self.classifier(f_low)  # (B, K, h, w) = avg_pool(x), exactly
         y = spectral_filtering(U, response, x_low.flatten(2).mT)  # (B, n, K)
         y = y.mT.reshape(batch, self.num_classes, h, w)
         full = x + resize_logits(y, x.shape[-2:])  # (B, K, H, W)
         logits = resize_logits(full, out_size)
-        probs_low = F.avg_pool2d(torch.softmax(full, 1), cfg.stride, ceil_mode=True)
+        # the head's class probabilities at the graph's resolution (its logits there)
+        probs_low = torch.softmax(x_low + y, 1)  # (B, K, h, w)
         edge = self._noise_edge(g_low)  # (B,)
         losses = {
             "rayleigh": rayleigh_quotient_loss(probs_low, L.detach()),

@@ -39,6 +39,21 @@ def test_output_contract():
     assert (lam[:, 1:] >= lam[:, :-1] - 1e-6).all() and (lam > -1e-5).all() and (lam < 2).all()
 
 
+def test_graph_side_runs_on_pooled_features_and_matches_pooling_the_maps():
+    # a 1x1 convolution commutes with average pooling, also over the partial windows of
+    # ceil_mode (a 26x30 map at stride 4): the head may pool the features once
+    head = _head().double()
+    f = torch.rand(2, 8, 26, 30, dtype=torch.float64)
+    pool = lambda t: torch.nn.functional.avg_pool2d(t, 4, ceil_mode=True)  # noqa: E731
+    torch.testing.assert_close(head.classifier(pool(f)), pool(head.classifier(f)), rtol=0,
+                               atol=1e-12)  # fmt: skip
+    L, g_low = head.graph(f)
+    assert g_low.shape == (2, 6, 7, 8) and L.shape == (2, 56, 56)
+    torch.testing.assert_close(g_low.norm(dim=1), torch.ones(2, 7, 8, dtype=torch.float64))
+    expected = torch.nn.functional.normalize(head.embed(pool(f)), dim=1)
+    torch.testing.assert_close(g_low, expected, rtol=0, atol=1e-12)
+
+
 def test_filtering_is_basis_invariant():
     g = torch.Generator().manual_seed(0)
     U, _ = torch.linalg.qr(torch.randn(1, 30, 5, generator=g, dtype=torch.float64))

@@ -40,6 +40,7 @@ __all__ = [
 TW1_QUANTILE_99 = 2.0234
 
 _BISECTION_STEPS = 200
+_RANK_RTOL = 1e-8  # covariance eigenvalues below this share of the largest: null space
 
 
 def marchenko_pastur_edge(variance: torch.Tensor | float, n: int, d: int) -> torch.Tensor:
@@ -99,7 +100,9 @@ def noise_variance(
         iterations: fixed-point steps (each is a masked mean; convergence is in 2-3).
 
     Returns:
-        ``(B,)`` variances (0 for constant points).
+        ``(B,)`` variances, never negative (0 for constant points). Eigenvalues below
+        ``1e-8`` of the largest are the points' null space, not noise: the bulk is fitted in the
+        span of the rest, with its dimension.
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
@@ -111,17 +114,25 @@ def noise_variance(
     if points.dim() != 3 or points.shape[-2] < 2:
         raise ValueError(f"noise_variance: points must be (B, n, d) with n >= 2, got shape "
                          f"{tuple(points.shape)}")  # fmt: skip
-    _, n, d = points.shape
+    n = points.shape[-2]
     centred = points - points.mean(-2, keepdim=True)
-    eigenvalues = torch.linalg.eigvalsh(centred.mT @ centred / (n - 1))  # (B, d)
-    variance = eigenvalues.mean(-1)  # (B,)
-    for _ in range(iterations):
-        upper = marchenko_pastur_edge(variance, n, d) + tw_quantile * tracy_widom_scale(
-            variance, n, d
-        )
-        keep = (eigenvalues <= upper[:, None]).to(eigenvalues.dtype)  # (B, d)
-        variance = (eigenvalues * keep).sum(-1) / keep.sum(-1).clamp_min(1.0)
-    return variance
+    eigenvalues = torch.linalg.eigvalsh(centred.mT @ centred / (n - 1))  # (B, d) ascending
+    # Points in a lower-dimensional subspace (a d-channel embedding of fewer input channels)
+    # have a null space of rounding-level eigenvalues: the noise lives in the span, so the
+    # bulk is fitted there with its dimension (all-null: constant points, variance 0).
+    null = eigenvalues <= _RANK_RTOL * eigenvalues[:, -1:].clamp_min(0.0)  # (B, d)
+    variances = []
+    for values, empty in zip(eigenvalues, null, strict=True):
+        span = values[~empty]  # (d_eff,)
+        variance = span.mean() if len(span) else values.new_zeros(())
+        for _ in range(iterations if len(span) else 0):
+            upper = marchenko_pastur_edge(variance, n, len(span)) + tw_quantile * (
+                tracy_widom_scale(variance, n, len(span))
+            )
+            keep = (span <= upper).to(span.dtype)
+            variance = (span * keep).sum() / keep.sum().clamp_min(1.0)
+        variances.append(variance)
+    return torch.stack(variances).clamp_min(0.0)
 
 
 def spike_detection_threshold(n: int, d: int, tw_quantile: float = TW1_QUANTILE_99) -> float:

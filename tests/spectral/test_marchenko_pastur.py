@@ -63,6 +63,21 @@ def test_noise_variance_is_the_trace_without_spikes_and_ignores_them_with():
                                rtol=0.05, atol=0.0)  # fmt: skip
 
 
+def test_noise_variance_of_points_in_a_subspace_is_fitted_in_their_span():
+    # a 16-channel embedding of 8 channels: half the covariance spectrum is rounding-level
+    # (~1e-17, of either sign), which once made the estimate negative and the null model NaN
+    low = gaussian((4, 690, 8), 3) * 0.5
+    isometry = torch.linalg.qr(gaussian((16, 8), 4))[0]  # (16, 8) orthonormal columns
+    points = (low @ isometry.T).float().double()  # rank 8 in 16 dimensions, float32 rounding
+    expected = noise_variance(low)  # the same spectrum without the null space
+    variance = noise_variance(points)
+    assert bool((variance > 0).all())
+    torch.testing.assert_close(variance, expected, rtol=1e-4, atol=0.0)
+    constant = torch.ones(2, 50, 16, dtype=F64) + 1e-9 * gaussian((2, 50, 16), 5)
+    assert bool((noise_variance(constant) >= 0).all())
+    assert noise_variance(torch.ones(2, 50, 16, dtype=F64)).tolist() == [0.0, 0.0]
+
+
 def test_spike_detection_threshold_reduces_to_bbp():
     assert spike_detection_threshold(1025, 64, 0.0) == pytest.approx(0.25)
     assert spike_detection_threshold(401, 100, 0.0) == pytest.approx(0.5)

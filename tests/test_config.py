@@ -51,7 +51,8 @@ def test_repository_params_build_every_profile(params, repo_root):
 
 
 def test_active_profile_default_and_override(params):
-    assert active_profile(params)["name"] == "embedded"
+    assert active_profile(params)["name"] == params["profile"]
+    assert active_profile({**params, "profile": "embedded"})["name"] == "embedded"
     camvid = active_profile(params, "camvid")
     assert camvid["dataset"] == "camvid" and camvid["name"] == "camvid"
     with pytest.raises(ParamsError, match=r"profile: unknown profile 'nope'; defined: \["):

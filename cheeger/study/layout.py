@@ -64,7 +64,15 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "train": _TRAINING_CODE,
     "evaluate": ("cheeger/evaluate.py", "cheeger/metrics"),
     "ablation": (*_TRAINING_CODE, "cheeger/evaluate.py", "cheeger/study/variants.py"),
-    "scaling": ("benchmarks", "cheeger/graph", "cheeger/linalg", "cheeger/study/scaling.py"),
+    # the benchmark files the sweep runs, not the folder: heads.py is run by hand
+    "scaling": (
+        "benchmarks/__init__.py",
+        "benchmarks/eigensolvers.py",
+        "benchmarks/graphs.py",
+        "cheeger/graph",
+        "cheeger/linalg",
+        "cheeger/study/scaling.py",
+    ),
     "gradients": ("cheeger/linalg", "cheeger/study/gradients.py"),
     "report": ("cheeger/study",),
 }

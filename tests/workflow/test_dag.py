@@ -94,13 +94,14 @@ def test_lint_is_clean(sm, repo_root):
 
 
 def test_config_overrides_are_refused_but_the_profile_may_be_chosen(study_dir, sm):
-    result = sm(["-n", "--config", "spectral={'alpha': 0.3}"], study_dir())
+    folder = study_dir()
+    result = sm(["-n", "--config", "spectral={'alpha': 0.3}"], folder)
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "differs from params.yaml in ['spectral']" in output
     assert "dvc exp run -S" in output
     # choosing the profile (what `make study` does) sets no setting: the jobs get --profile
-    chosen = sm(["-n", "-p", "--config", "profile=embedded"], study_dir())
+    chosen = sm(["-n", "-p", "--config", "profile=embedded"], folder)
     assert chosen.returncode == 0, chosen.stdout + chosen.stderr
     assert "--profile embedded" in chosen.stdout
     assert "results/runs/embedded/" in chosen.stdout
@@ -141,7 +142,9 @@ def test_malformed_params_are_rejected_by_the_cli_naming_the_key(
     ("edit", "message"),
     [
         MALFORMED[0],
-        (lambda p: p["profiles"]["embedded"].update(ablation_seeds=[7]),
+        # the active profile's study settings are checked (an inactive one's when chosen)
+        (lambda p: p.update(profile="embedded") or p["profiles"]["embedded"].update(
+            ablation_seeds=[7]),
          "params.yaml: profiles.embedded.ablation_seeds: expected a subset of "
          "profiles.embedded.seeds [0, 1, 2]"),
     ],

@@ -1,5 +1,5 @@
 # The cheeger study: prepare -> train {head} x {seed} -> evaluate -> ablations of the spectral
-# head, eigensolver scaling and gradient stability sweeps -> report (tables, figures,
+# head, the trial (study.trial), eigensolver scaling and gradient stability sweeps -> report (tables, figures,
 # metrics.json and README.md in results/).
 #
 #   snakemake --cores all --workflow-profile workflow/profiles/local     (what `make study` runs)
@@ -23,6 +23,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/ablation.smk"
+include: "workflow/rules/trial.smk"
 include: "workflow/rules/sweeps.smk"
 include: "workflow/rules/report.smk"
 
@@ -33,6 +34,7 @@ wildcard_constraints:
     split=r"[a-z]+",
     axis=r"[a-z][a-z0-9_]*",
     value=r"[A-Za-z0-9_.+-]+",
+    trial=r"[a-z][a-z0-9_]*",
 
 
 # Rules that only gather targets, or are small, run on the submitting machine, never as jobs.
@@ -41,6 +43,8 @@ localrules:
     train,
     evaluate,
     ablation,
+    trial,
+    trial_compare,
     gradients,
     report,
 

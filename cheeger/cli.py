@@ -303,9 +303,32 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_trial(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "trial",
+        help="compare the trial (study.trial) with the study's heads",
+        description="Read the trial runs' and the main runs' evaluations on the report split and "
+        "write <results>/trial/<profile>/<name>.{csv,md,tex} and summary.json: mean, std and t "
+        "intervals over seeds, and the trial minus each head with Welch's interval and verdict "
+        "(summary.json alone when the profile has no trial).",
+    )
+    _add_params_arguments(parser)
+    parser.add_argument("--results", type=Path, default=Path("results"),
+                        help="folder holding the study's outputs (%(default)s)")  # fmt: skip
+    parser.set_defaults(handler=_run_trial)
+
+
+def _run_trial(args: argparse.Namespace) -> int:
+    from cheeger.study.trial import write_trial
+
+    paths = write_trial(args.params, args.profile, results=args.results)
+    print(f"trial comparison -> {paths.get('md', paths['summary'])}")
+    return 0
+
+
 _SUBCOMMANDS = (
     _add_prepare, _add_train, _add_evaluate,
-    _add_variant, _add_gradients, _add_scaling, _add_report,
+    _add_variant, _add_gradients, _add_scaling, _add_trial, _add_report,
 )  # fmt: skip
 
 

@@ -19,12 +19,14 @@ __all__ = [
     "ScalingConfig",
     "StudyConfig",
     "StudyFileError",
+    "Trial",
     "gradient_sweep",
     "make_report",
     "params_variant",
     "run_scaling",
     "t_interval",
     "welch_difference",
+    "write_trial",
     "write_variant",
 ]
 
@@ -36,12 +38,14 @@ _SOURCES = {
     "ScalingConfig": "scaling",
     "StudyConfig": "config",
     "StudyFileError": "layout",
+    "Trial": "config",
     "gradient_sweep": "gradients",
     "make_report": "report",
     "params_variant": "variants",
     "run_scaling": "scaling",
     "t_interval": "statistics",
     "welch_difference": "statistics",
+    "write_trial": "trial",
     "write_variant": "variants",
 }
 

@@ -13,6 +13,10 @@ An ablation axis varies one ``params.yaml`` key of the ablated head's runs over 
 is the main runs', so the main runs with the ablation seeds are each axis' baseline point and a
 value equal to the baseline is not trained twice.
 
+A trial (``study.trial: {name, head, set: {key: value}}``) is the one change tried after the
+ablations within the main protocol: its head retrained with every seed on the changed settings
+and scored on the report split beside the compared heads.
+
 Example:
     >>> params = {"profile": "toy", "profiles": {"toy": {"dataset": "synthetic", "root": None,
     ...           "resolution": [64, 80], "seeds": [0, 1]}}, "spectral": {"alpha": 0.1},
@@ -39,6 +43,7 @@ __all__ = [
     "TRAINING_SECTIONS",
     "AblationAxis",
     "StudyConfig",
+    "Trial",
     "deep_merge",
     "format_value",
     "get_key",
@@ -162,6 +167,24 @@ class AblationAxis:
 
 
 @dataclass(frozen=True)
+class Trial:
+    """One change tried within the main protocol (``study.trial``).
+
+    Attributes:
+        name: the trial's name (a path component and its label in tables, e.g. ``stride4``).
+        head: the head retrained (with every seed of the profile).
+        settings: dotted params key -> its value in the trial; every other setting is the
+            main runs'.
+        why: the reason for trying it, quoted in the report.
+    """
+
+    name: str
+    head: str
+    settings: Mapping[str, Any]
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """The study's runs for one profile.
 
@@ -177,6 +200,7 @@ class StudyConfig:
         splits: the profile's splits among ``val`` and ``test``.
         report_split: the split of the headline comparison (``test``, else ``val``): every main
             run is evaluated on it.
+        trial: the change tried after the ablations, or ``None``.
     """
 
     profile: str
@@ -189,6 +213,7 @@ class StudyConfig:
     axes: tuple[AblationAxis, ...]
     splits: tuple[str, ...]
     report_split: str
+    trial: Trial | None = None
 
     @classmethod
     def from_params(
@@ -228,11 +253,14 @@ class StudyConfig:
         if axes and ablation_split not in data_splits:
             raise ParamsError(f"{origin}: study.ablation.split: expected one of the profile's "
                               f"splits {list(data_splits)}, got {ablation_split!r}")  # fmt: skip
+        trial = study.get("trial")
+        if trial is not None:
+            trial = _trial(params, block, trial, heads, ablation_head, origin)
         return cls(
             profile=name, heads=heads, seeds=seeds, threads=int(block.get("threads", 1)),
             ablation_head=ablation_head, ablation_seeds=ablation_seeds,
             ablation_split=ablation_split, axes=axes, splits=splits,
-            report_split="test" if "test" in splits else "val",
+            report_split="test" if "test" in splits else "val", trial=trial,
         )  # fmt: skip
 
     def runs(self) -> list[tuple[str, int]]:
@@ -253,6 +281,10 @@ class StudyConfig:
         """``(axis, value slug, seed)`` of every ablation run (baselines excluded)."""
         return [(axis.name, format_value(value), seed) for axis in self.axes
                 for value in axis.values for seed in self.ablation_seeds]  # fmt: skip
+
+    def trial_runs(self) -> list[tuple[str, int]]:
+        """``(trial name, seed)`` of every trial run: one per seed of the main runs."""
+        return [] if self.trial is None else [(self.trial.name, seed) for seed in self.seeds]
 
     def axis(self, name: str) -> AblationAxis:
         """The axis called ``name``.
@@ -303,6 +335,35 @@ def _axis(
         raise ParamsError(f"{origin}: {where}.with.values: {unknown} are not ablated values of "
                           f"this axis {slugs[:-1]}")  # fmt: skip
     return AblationAxis(name, key, values, baseline, with_key, with_values)
+
+
+def _trial(
+    params: Mapping[str, Any], block: Mapping[str, Any], spec: Mapping[str, Any],
+    heads: tuple[str, ...], ablation_head: str, origin: str,
+) -> Trial:  # fmt: skip
+    where = "study.trial"
+    name, head = spec["name"], spec.get("head", ablation_head)
+    if head not in heads:
+        raise ParamsError(f"{origin}: {where}.head: expected one of study.heads {list(heads)}, "
+                          f"got {head!r}")  # fmt: skip
+    if name in heads:
+        raise ParamsError(f"{origin}: {where}.name: {name!r} is a head's name; the tables "
+                          "label the trial by its name")  # fmt: skip
+    changed = False
+    for key, value in spec["set"].items():
+        if key.split(".")[0] not in TRAINING_SECTIONS:
+            raise ParamsError(f"{origin}: {where}.set: {key}: expected a key of a section "
+                              f"training reads {list(TRAINING_SECTIONS)}")  # fmt: skip
+        baseline = get_key(block, key, _ABSENT)
+        baseline = get_key(params, key, _ABSENT) if baseline is _ABSENT else baseline
+        if baseline is _ABSENT:
+            raise ParamsError(f"{origin}: {where}.set: {key} is not set in params.yaml; write "
+                              "its value for the main runs there")  # fmt: skip
+        changed = changed or not _same(value, baseline)
+    if not changed:
+        raise ParamsError(f"{origin}: {where}.set: every value equals the main runs' "
+                          f"({dict(spec['set'])}): nothing would change")  # fmt: skip
+    return Trial(name, head, dict(spec["set"]), " ".join(str(spec.get("why", "")).split()))
 
 
 def _same(a: Any, b: Any) -> bool:

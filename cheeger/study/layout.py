@@ -4,8 +4,8 @@ Paths are relative to the results folder (``results/`` in the pipeline) and writ
 ``str.format`` patterns whose fields are also the Snakemake wildcards, so a rule's output and
 the report's input are the same string. Everything a profile produces before the report sits
 under a folder named for the profile, so switching profiles never overwrites another profile's
-runs. One folder per DVC stage (``prepared``, ``runs``, ``eval``, ``ablation``, ``scaling``,
-``gradients``): DVC outputs must not overlap.
+runs. One folder per DVC stage (``prepared``, ``runs``, ``eval``, ``ablation``, ``trial``,
+``scaling``, ``gradients``): DVC outputs must not overlap.
 
 A training run's folder (``RUN``) is not a declared output: its completion marker
 (``RUN_DONE``, a copy of the run's ``final.json`` written after training) is. A killed job thus
@@ -36,6 +36,12 @@ __all__ = [
     "SCALING",
     "SCALING_TABLE",
     "STAGE_CODE",
+    "TRIAL_DONE",
+    "TRIAL_EVAL",
+    "TRIAL_PARAMS",
+    "TRIAL_RUN",
+    "TRIAL_SUMMARY",
+    "TRIAL_TABLE",
     "Layout",
     "StudyFileError",
 ]
@@ -51,6 +57,13 @@ ABLATION_EVAL = "ablation/{profile}/eval/{axis}/{value}/seed{seed}/{split}.json"
 SCALING = "scaling/{profile}/eigensolvers.json"
 SCALING_TABLE = "scaling/{profile}/eigensolvers.csv"
 GRADIENTS = "gradients/{profile}/gradients.csv"
+# The trial (study.trial): run folders (checkpoints) are ignored by git, the rest is committed.
+TRIAL_RUN = "trial/{profile}/runs/{trial}/seed{seed}"
+TRIAL_PARAMS = "trial/{profile}/runs/{trial}/seed{seed}.params.yaml"
+TRIAL_DONE = "trial/{profile}/runs/{trial}/seed{seed}.json"
+TRIAL_EVAL = "trial/{profile}/eval/{trial}/seed{seed}/{split}.json"
+TRIAL_TABLE = "trial/{profile}/{trial}"  # + .csv, .md, .tex
+TRIAL_SUMMARY = "trial/{profile}/summary.json"  # written with or without a trial
 
 _TRAINING_CODE = ("cheeger/data", "cheeger/graph", "cheeger/heads", "cheeger/linalg",
                   "cheeger/losses", "cheeger/metrics", "cheeger/models", "cheeger/spectral",
@@ -74,6 +87,8 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
         "cheeger/study/scaling.py",
     ),
     "gradients": ("cheeger/linalg", "cheeger/study/gradients.py"),
+    # runs as the ablation's, evaluations as evaluate's, the comparison table as the report's
+    "trial": (*_TRAINING_CODE, "cheeger/evaluate.py", "cheeger/study"),
     "report": ("cheeger/study",),
 }
 

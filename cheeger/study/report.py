@@ -38,6 +38,7 @@ from cheeger.study.config import StudyConfig, deep_merge, study_section
 from cheeger.study.layout import ABLATION_DONE, PREPARED, RUN, Layout
 from cheeger.study.panel import panel_figure
 from cheeger.study.readme import REFERENCES, answer, hardware, render_readme
+from cheeger.study.trial import collect_trial, trial_caption, trial_table
 
 __all__ = ["ReportConfig", "make_report"]
 
@@ -213,6 +214,12 @@ def make_report(
         sections.append((f"Ablations ({study.ablation_head} head, {study.ablation_split}, "
                          f"seeds {list(study.ablation_seeds)})",
                          T.display(view, "row", "metric").to_markdown()))  # fmt: skip
+    if study.trial is not None:
+        name = study.trial.name
+        numbers, view = trial_table(collect_trial(study, layout), study, conf)
+        T.write_table(numbers, tables, f"trial_{name}", view, caption=trial_caption(study))
+        sections.append((f"Trial `{name}` ({split}, Welch)",
+                         trial_caption(study) + "\n\n" + view.to_markdown()))  # fmt: skip
     if data.scaling is not None and len(data.scaling):
         wide = data.scaling.pivot_table(index="n", columns="solver", values="seconds")
         T.write_table(wide.reset_index(), tables, "scaling", caption="seconds per solve")

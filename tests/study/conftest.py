@@ -26,6 +26,8 @@ from cheeger.study.layout import (
     RUN,
     RUN_DONE,
     SCALING_TABLE,
+    TRIAL_DONE,
+    TRIAL_EVAL,
     Layout,
 )
 
@@ -66,9 +68,12 @@ def evaluation(head: str, seed: int, split: str, miou: float, classes: list[str]
                           "accuracy": per_class_iou}}  # fmt: skip
 
 
-def write_study(root: Path, params: dict, effect: float, noise: float = 0.005) -> StudyConfig:
+def write_study(
+    root: Path, params: dict, effect: float, noise: float = 0.005, trial_effect: float = 0.0
+) -> StudyConfig:
     """Write the files of ``params``' study under ``root``: the spectral head's mIoU is the
-    conv head's plus ``effect``, each run off by up to ``noise``."""
+    conv head's plus ``effect``, the trial's (if any) plus ``trial_effect``, each run off by up
+    to ``noise``."""
     study = StudyConfig.from_params(params)
     layout, profile = Layout(root / "results"), study.profile
     prepare(DataConfig.from_params(params), layout.path(PREPARED, profile=profile))
@@ -99,6 +104,12 @@ def write_study(root: Path, params: dict, effect: float, noise: float = 0.005) -
         write(layout.path(ABLATION_DONE, **fields), {"train_seconds": 5.0})
         write(layout.path(ABLATION_EVAL, **fields, split=study.ablation_split),
               evaluation("spectral", seed, study.ablation_split, 0.4, classes))  # fmt: skip
+    for name, seed in study.trial_runs():
+        fields = {"profile": profile, "trial": name, "seed": seed}
+        write(layout.path(TRIAL_DONE, **fields), {"train_seconds": 7.0})
+        miou = 0.5 + trial_effect + float(rng.uniform(-noise, noise))
+        write(layout.path(TRIAL_EVAL, **fields, split=study.report_split),
+              evaluation(name, seed, study.report_split, miou, classes))  # fmt: skip
     scaling = pd.DataFrame({"solver": ["dense", "dense", "lanczos", "lanczos"],
                             "n": [256, 1024, 256, 1024], "k": 4,
                             "seconds": [0.01, 0.3, 0.02, 0.05]})  # fmt: skip
@@ -121,12 +132,13 @@ def write_study(root: Path, params: dict, effect: float, noise: float = 0.005) -
 def synthetic_study(tmp_path) -> Callable[..., tuple[Path, StudyConfig]]:
     """``make(effect, edit=None)``: a study folder (params.yaml, results/) and its config."""
 
-    def make(effect: float, edit: Callable[[dict], None] | None = None, name: str = "study"):
+    def make(effect: float, edit: Callable[[dict], None] | None = None, name: str = "study",
+             trial_effect: float = 0.0):  # fmt: skip
         params = copy.deepcopy(small_params())
         if edit is not None:
             edit(params)
         root = tmp_path / name
         root.mkdir()
-        return root, write_study(root, params, effect)
+        return root, write_study(root, params, effect, trial_effect=trial_effect)
 
     return make

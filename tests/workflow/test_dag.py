@@ -42,10 +42,13 @@ def expected_jobs(params: dict, profile: str) -> dict[str, int]:
         ablated += sum(1 for value in axis["values"] if value != baseline)
     runs = len(heads) * len(seeds)
     baselines = len(ablation_seeds) if ablated and len(splits) == 2 else 0  # on val
-    return {"prepare": 1, "train_run": runs, "evaluate_run": runs + baselines,
+    trials = len(seeds) if study.get("trial") else 0  # the trial head, every seed
+    counts = {"prepare": 1, "train_run": runs, "evaluate_run": runs + baselines,
             "ablation_run": ablated * len(ablation_seeds),
             "ablation_evaluate": ablated * len(ablation_seeds),
+            "trial_run": trials, "trial_evaluate": trials, "trial_compare": 1,
             "scaling": 1, "gradients": 1, "report": 1, "all": 1}  # fmt: skip
+    return {rule: count for rule, count in counts.items() if count}
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -79,7 +82,8 @@ def test_dry_run_has_the_expected_jobs_per_profile(profile, study_dir, sm, count
     assert len(shells) == found["total"] - found["all"]
     for shell in shells:
         for command in re.findall(r"cheeger (\w+) [^&]*", shell):
-            assert command == "variant" or "--threads" in shell.split(f"cheeger {command}")[1]
+            torchless = ("variant", "trial")  # these import no torch
+            assert command in torchless or "--threads" in shell.split(f"cheeger {command}")[1]
     for threads, given in re.findall(r"threads: (\d+)\n(?:.*\n)*?Shell command: [^\n]*"
                                      r"--threads (\d+)", result.stdout):  # fmt: skip
         assert threads == given

@@ -16,7 +16,7 @@ from cheeger.study import layout as L
 
 REPO = Path(__file__).resolve().parents[2]
 STAGE_OUTS = {"data": [L.PREPARED], "train": [L.RUN], "evaluate": [L.EVAL],
-              "ablation": [L.ABLATION_RUN], "scaling": [L.SCALING],
+              "ablation": [L.ABLATION_RUN], "trial": [L.TRIAL_SUMMARY], "scaling": [L.SCALING],
               "gradients": [L.GRADIENTS]}  # fmt: skip
 
 
@@ -34,8 +34,8 @@ def rules(sm) -> set[str]:
 
 def test_every_stage_runs_a_snakemake_target_without_executor_flags(dvc_yaml, rules):
     stages = dvc_yaml["stages"]
-    assert set(stages) == {"data", "train", "evaluate", "ablation", "scaling", "gradients",
-                           "report"}  # fmt: skip
+    assert set(stages) == {"data", "train", "evaluate", "ablation", "trial", "scaling",
+                           "gradients", "report"}  # fmt: skip
     for name, stage in stages.items():
         match = re.fullmatch(r"snakemake --cores all (\w+)", stage["cmd"])
         assert match, (name, stage["cmd"])  # the executor comes from SNAKEMAKE_PROFILE only
@@ -72,6 +72,7 @@ def test_cached_outputs_are_ignored_by_git_and_small_results_are_not():
     ignored = (REPO / ".gitignore").read_text().split()
     for folder in ("results/prepared", "results/runs", "results/ablation"):
         assert f"/{folder}/" in ignored
+    assert "/results/trial/*/runs/" in ignored  # the trial's checkpoints, not its evaluations
     for folder in ("results/eval", "results/scaling", "results/gradients", "results/tables"):
         assert not any(line.startswith(f"/{folder}") for line in ignored)
     assert "dvc_plots/" in ignored and ".snakemake/" in ignored

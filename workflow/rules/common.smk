@@ -116,6 +116,12 @@ def ablation_settings(axis, value):
     return " ".join(f"--set {shlex.quote(f'{key}={json.dumps(v)}')}" for key, v in settings.items())
 
 
+def trial_settings():
+    """The `--set` arguments of `cheeger variant` for the trial (shell-quoted)."""
+    settings = STUDY.trial.settings
+    return " ".join(f"--set {shlex.quote(f'{key}={json.dumps(v)}')}" for key, v in settings.items())
+
+
 # Every file each stage produces: the inputs of the target rules and of the report.
 RUN_DONE = [path(L.RUN_DONE).format(head=h, seed=s) for h, s in STUDY.runs()]
 EVALUATIONS = [path(L.EVAL).format(head=h, seed=s, split=split)
@@ -125,3 +131,7 @@ ABLATION_DONE = [path(L.ABLATION_DONE).format(axis=a, value=v, seed=s)
 ABLATION_EVALUATIONS = [path(L.ABLATION_EVAL).format(axis=a, value=v, seed=s,
                                                      split=STUDY.ablation_split)
                         for a, v, s in STUDY.ablation_runs()]
+TRIAL_EVALUATIONS = [path(L.TRIAL_EVAL).format(trial=t, seed=s, split=STUDY.report_split)
+                     for t, s in STUDY.trial_runs()]
+TRIAL_TABLES = ([f"{path(L.TRIAL_TABLE).format(trial=STUDY.trial.name)}{ext}"
+                 for ext in (".csv", ".md", ".tex")] if STUDY.trial is not None else [])

@@ -7,6 +7,7 @@ rule report:
         evaluations=EVALUATIONS,
         ablation_runs=ABLATION_DONE,
         ablations=ABLATION_EVALUATIONS,
+        trial=path(L.TRIAL_SUMMARY),
         scaling=path(L.SCALING_TABLE),
         gradients=path(L.GRADIENTS),
         data=path(L.PREPARED),

@@ -1,0 +1,85 @@
+# The trial (study.trial): the one change tried after the ablations, within the main protocol.
+# Its head is retrained with every seed on a params variant differing in the trial's keys only
+# (as an ablation run), scored on the report split, and compared with every compared head.
+
+
+rule trial_run:
+    input:
+        data=path(L.PREPARED),
+        code=code("ablation"),
+    output:
+        done=path(L.TRIAL_DONE),
+        params=path(L.TRIAL_PARAMS),
+    params:
+        params_file=PARAMS,
+        profile=PROFILE,
+        settings=lambda wildcards: {"base": run_settings(STUDY.trial.head),
+                                    "set": dict(STUDY.trial.settings)},
+        set=lambda wildcards: trial_settings(),
+        head=lambda wildcards: STUDY.trial.head,
+        run=lambda wildcards, output: output.done.removesuffix(".json"),
+    log:
+        log("trial/{trial}-seed{seed}"),
+    threads: THREADS
+    conda:
+        ENV
+    shell:
+        "cheeger variant --params {params.params_file} --profile {params.profile} {params.set} "
+        "--out {output.params} > {log} 2>&1 && "
+        "(test ! -f {params.run}/final.json || rm -rf {params.run}) && "
+        "cheeger train --params {output.params} --profile {params.profile} --head {params.head} "
+        "--seed {wildcards.seed} --data {input.data} --out {params.run} --threads {threads} "
+        "--no-progress >> {log} 2>&1 && "
+        "cp {params.run}/final.json {output.done}"
+
+
+rule trial_evaluate:
+    input:
+        done=path(L.TRIAL_DONE),
+        params=path(L.TRIAL_PARAMS),
+        data=path(L.PREPARED),
+        code=code("evaluate"),
+    output:
+        path(L.TRIAL_EVAL),
+    params:
+        profile=PROFILE,
+        settings=EVALUATE_SETTINGS,
+        run=lambda wildcards, input: input.done.removesuffix(".json"),
+    log:
+        log("trial/{trial}-seed{seed}-{split}"),
+    threads: THREADS
+    conda:
+        ENV
+    shell:
+        "cheeger evaluate --params {input.params} --profile {params.profile} --run {params.run} "
+        "--data {input.data} --split {wildcards.split} --out {output} --threads {threads} "
+        "> {log} 2>&1"
+
+
+# Without a trial it writes the summary alone (the trial stage's output always exists).
+rule trial_compare:
+    input:
+        evaluations=EVALUATIONS,
+        trial=TRIAL_EVALUATIONS,
+        code=code("report"),
+    output:
+        summary=path(L.TRIAL_SUMMARY),
+        tables=TRIAL_TABLES,
+    params:
+        params_file=PARAMS,
+        profile=PROFILE,
+        results=lambda wildcards, output: Path(output.summary).parents[2],  # results/
+        settings=STUDY_SETTINGS.get("trial"),
+    log:
+        log("trial/compare"),
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "cheeger trial --params {params.params_file} --profile {params.profile} "
+        "--results {params.results} > {log} 2>&1"
+
+
+rule trial:
+    input:
+        path(L.TRIAL_SUMMARY),

@@ -1,18 +1,27 @@
 """Training-step cost of the spectral head against the conv head, same backbone and batch.
 
 For each profile's resolution (from ``params.yaml``), one optimisation step (forward, loss,
-backward, AdamW update) of ``UNet + conv`` and ``UNet + spectral`` is timed on random images in
-the same process with the same thread count, and the spectral step is broken down (graph,
-eigensolve, noise floor, the rest) with the autograd profiler's record_function ranges of a
-separate step. Peak memory is the process's peak RSS growth during each head's steps, measured
-in a fresh subprocess per head (``resource.getrusage``), since torch's CPU allocations are
-invisible to ``tracemalloc``.
+backward, AdamW update) of ``UNet + conv`` and ``UNet + spectral`` is timed with the same thread
+count, and the spectral step is broken down (graph, eigensolve, noise floor, the rest) with the
+autograd profiler's record_function ranges of a separate step. The step time is the mean over
+``--repeats`` steps; the spectral head re-estimates its noise floor every ``noise_every`` steps,
+so take ``--repeats`` a multiple of it (10) to include that cost at its real rate.
+
+By default the images are random and the models fresh. A graph's spectrum, and so the
+eigensolver's work, changes with training: ``--data`` takes real training images from a prepared
+dataset and ``--runs`` loads each head's trained weights (seed 0, checkpoint ``best.pt``), both
+as patterns with ``{profile}``.
+
+Peak memory is the process's peak RSS growth during each head's steps, measured in a fresh
+subprocess per head (``resource.getrusage``), since torch's CPU allocations are invisible to
+``tracemalloc``.
 
 Usage::
 
     .venv/bin/python benchmarks/heads.py                      # embedded and camvid profiles
     .venv/bin/python benchmarks/heads.py --profiles embedded --repeats 5 --threads 2
-    .venv/bin/python benchmarks/heads.py --out results/benchmarks/heads.json
+    .venv/bin/python benchmarks/heads.py --profiles camvid --threads 1 --repeats 10 \
+        --data 'results/prepared/{profile}' --runs 'results/runs/{profile}'
 
 It prints a table with the spectral / conv ratios and writes JSON.
 """
@@ -33,6 +42,7 @@ import torch
 
 from cheeger.config import ModelConfig, head_options, load_params
 from cheeger.models import UNet
+from cheeger.study.variants import params_variant, parse_setting
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,7 +60,7 @@ def _step_times(model, images, labels, repeats):
     for i in range(repeats + 1):
         t = time.perf_counter()
         out = model(images)
-        loss = torch.nn.functional.cross_entropy(out.logits, labels)
+        loss = torch.nn.functional.cross_entropy(out.logits, labels, ignore_index=255)
         loss = loss + sum(out.losses.values(), torch.zeros(()))
         opt.zero_grad()
         loss.backward()
@@ -66,7 +76,7 @@ def _breakdown(model, images, labels) -> dict[str, float]:
 
     with profile() as prof:
         out = model(images)
-        loss = torch.nn.functional.cross_entropy(out.logits, labels)
+        loss = torch.nn.functional.cross_entropy(out.logits, labels, ignore_index=255)
         (loss + sum(out.losses.values(), torch.zeros(()))).backward()
     totals: dict[str, float] = {}
     for event in prof.key_averages():
@@ -76,23 +86,53 @@ def _breakdown(model, images, labels) -> dict[str, float]:
     return totals
 
 
-def _measure(profile: str, head: str, batch: int, repeats: int, threads: int) -> dict:
+def _batch(profile: str, block: dict, batch: int, data: str | None, num_classes: int):
+    height, width = block["resolution"]
+    if data is None:
+        images = torch.randn(batch, 3, height, width)
+        labels = torch.randint(0, num_classes, (batch, height, width))
+        return images, labels
+    from cheeger.data.dataset import PreparedDataset
+
+    dataset = PreparedDataset(data.format(profile=profile), "train")
+    items = [dataset[i] for i in range(min(batch, len(dataset)))]
+    return (torch.stack([it["image"] for it in items]),
+            torch.stack([it["label"] for it in items]).long())  # fmt: skip
+
+
+def _load_run(model: UNet, runs: str, profile: str, head: str) -> str:
+    """Load ``<runs>/<head>/seed0/best.pt`` if it exists (a head without one keeps its initial
+    weights: the conv head's cost does not depend on them); say which."""
+    from cheeger.training.checkpoint import load_checkpoint
+
+    path = Path(runs.format(profile=profile)) / head / "seed0" / "best.pt"
+    if not path.is_file():
+        return f"initial (no {path})"
+    model.load_state_dict(load_checkpoint(path)["model"])
+    return str(path)
+
+
+def _measure(profile: str, head: str, batch: int, repeats: int, threads: int,
+             data: str | None = None, runs: str | None = None,
+             settings: list[str] | None = None) -> dict:  # fmt: skip
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     params = load_params(REPO / "params.yaml")
+    if settings:  # e.g. spectral.head.stride=4, as `cheeger variant --set` reads it
+        params = params_variant(params, dict(map(parse_setting, settings)), profile)
     block = params["profiles"][profile]
-    height, width = block["resolution"]
     num_classes = {"synthetic": 9, "camvid": 11, "cityscapes": 19}[block["dataset"]]
     model = _model(params, head, num_classes, profile)
-    images = torch.randn(batch, 3, height, width)
-    labels = torch.randint(0, num_classes, (batch, height, width))
+    weights = "initial" if runs is None else _load_run(model, runs, profile, head)
+    images, labels = _batch(profile, block, batch, data, num_classes)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = _step_times(model, images, labels, repeats)
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = {
-        "profile": profile, "head": head, "resolution": [height, width], "batch": batch,
-        "threads": threads, "step_s": statistics.median(times), "steps": times,
-        "peak_rss_growth_mib": (rss1 - rss0) / 1024,
+        "profile": profile, "head": head, "resolution": list(images.shape[-2:]),
+        "batch": batch, "threads": threads, "step_s": statistics.mean(times), "steps": times,
+        "images": "random" if data is None else data.format(profile=profile),
+        "weights": weights, "settings": settings or [], "peak_rss_growth_mib": (rss1 - rss0) / 1024,
         "parameters": sum(p.numel() for p in model.parameters()),
     }  # fmt: skip
     if head == "spectral":
@@ -106,11 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data", help="prepared data folder pattern, e.g. 'results/prepared/"
+                        "{profile}' (default: random images)")  # fmt: skip
+    parser.add_argument("--runs", help="run folder pattern holding <head>/seed0/best.pt, e.g. "
+                        "'results/runs/{profile}' (default: fresh models)")  # fmt: skip
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a params.yaml setting, e.g. spectral.head.stride=4")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/out/heads.json")
     parser.add_argument("--child", nargs=2, metavar=("PROFILE", "HEAD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(_measure(*args.child, args.batch, args.repeats, args.threads)))
+        print(json.dumps(_measure(*args.child, args.batch, args.repeats, args.threads,
+                                  args.data, args.runs, args.set)))  # fmt: skip
         return 0
     rows = []
     for profile in args.profiles:
@@ -118,8 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         for head in ("conv", "spectral"):  # one subprocess each: clean peak-RSS accounting
             cmd = [sys.executable, __file__, "--child", profile, head, "--batch", str(args.batch),
                    "--repeats", str(args.repeats), "--threads", str(args.threads)]  # fmt: skip
+            cmd += [f"--{k}={v}" for k, v in (("data", args.data), ("runs", args.runs)) if v]
+            cmd += [f"--set={setting}" for setting in args.set]
             env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-            done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+            done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if done.returncode != 0:  # show the child's error, not only its exit status
+                sys.stderr.write(done.stderr)
+                raise SystemExit(f"heads benchmark: {profile}/{head} failed ({done.returncode})")
             pair[head] = json.loads(done.stdout.strip().splitlines()[-1])
         ratio = pair["spectral"]["step_s"] / pair["conv"]["step_s"]
         rows.append({"profile": profile, **{h: pair[h] for h in pair}, "ratio": ratio})
@@ -131,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['profile']:<10} {hw:>9} {c['batch']:>3} {c['step_s']:>8.3f} "
               f"{s['step_s']:>11.3f} {r['ratio']:>6.2f} {c['peak_rss_growth_mib']:>9.0f} "
               f"{s['peak_rss_growth_mib']:>9.0f}")  # fmt: skip
+        print(f"    images {s['images']}; spectral weights {s['weights']}; conv weights "
+              f"{c['weights']}; settings {s['settings'] or 'params.yaml'}")
         for name, sec in sorted(s.get("profile_s", {}).items(), key=lambda kv: -kv[1]):
             print(f"    spectral step, {name}: {sec:.3f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)

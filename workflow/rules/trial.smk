@@ -59,7 +59,7 @@ rule trial_evaluate:
 # Without a trial it writes the summary alone (the trial stage's output always exists).
 rule trial_compare:
     input:
-        evaluations=EVALUATIONS,
+        evaluations=TRIAL_BASELINES,
         trial=TRIAL_EVALUATIONS,
         code=code("report"),
     output:
@@ -69,7 +69,7 @@ rule trial_compare:
         params_file=PARAMS,
         profile=PROFILE,
         results=lambda wildcards, output: Path(output.summary).parents[2],  # results/
-        settings=STUDY_SETTINGS.get("trial"),
+        settings={k: STUDY_SETTINGS.get(k) for k in ("trial", "report")},
     log:
         log("trial/compare"),
     threads: 1

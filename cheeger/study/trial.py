@@ -38,6 +38,7 @@ from cheeger.study.layout import (
     TRIAL_DONE,
     TRIAL_EVAL,
     TRIAL_PARAMS,
+    TRIAL_RUN,
     TRIAL_SUMMARY,
     TRIAL_TABLE,
     Layout,
@@ -170,6 +171,9 @@ def write_trial(
             comparisons=numbers.to_dict("records"),
         )  # fmt: skip
     summary_path.parent.mkdir(parents=True, exist_ok=True)
+    for template in (TRIAL_RUN, TRIAL_EVAL):  # the stage's other outputs exist even if empty
+        folder = template.split("/{trial}")[0].format(profile=study.profile)
+        (layout.root / folder).mkdir(parents=True, exist_ok=True)
     for stale in summary_path.parent.glob("*"):
         if stale.suffix in (".csv", ".md", ".tex") and stale.stem != keep:
             stale.unlink()

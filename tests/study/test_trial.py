@@ -119,6 +119,8 @@ def test_missing_trial_evaluation_is_an_error_naming_it_and_no_trial_a_summary_s
     summary = json.loads((plain / "results/trial/embedded/compare/summary.json").read_text())
     assert summary == {"profile": "embedded", "trial": None}
     assert not list((plain / "results/trial/embedded/compare").glob("*.md"))
+    for folder in ("runs", "eval"):  # the DVC stage's outputs exist, empty
+        assert (plain / "results/trial/embedded" / folder).is_dir()
     with pytest.raises(ParamsError, match=r"study\.trial: not set for profile 'embedded'"):
         collect_trial(StudyConfig.from_params(small_params()), Layout(plain / "results"))
 

@@ -68,7 +68,9 @@ rule trial_compare:
     params:
         params_file=PARAMS,
         profile=PROFILE,
-        results=lambda wildcards, output: Path(output.summary).parents[2],  # results/
+        # results/: the summary's folder, as many levels up as its layout template is deep
+        results=lambda wildcards, output: Path(output.summary).parents[
+            len(Path(L.TRIAL_SUMMARY).parts) - 1],
         settings={k: STUDY_SETTINGS.get(k) for k in ("trial", "report")},
     log:
         log("trial/compare"),

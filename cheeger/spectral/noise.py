@@ -87,7 +87,12 @@ from torch import nn
 
 from cheeger.graph import normalized_laplacian
 from cheeger.linalg import eigsh
-from cheeger.spectral.marchenko_pastur import TW1_QUANTILE_99, kernel_bulk_edge, noise_variance
+from cheeger.spectral.marchenko_pastur import (
+    TW1_QUANTILE_99,
+    kernel_bulk_edge,
+    noise_span,
+    noise_variance,
+)
 
 __all__ = [
     "NULLS",
@@ -124,7 +129,9 @@ def null_features(
     Args:
         features: ``(B, C, H, W)``.
         null: ``"gaussian"`` (per image: channel means plus isotropic Gaussian noise of the robust
-            noise variance) or ``"pixels"`` (the same pixels, randomly permuted per image).
+            noise variance, in the span of the features, see
+            :func:`~cheeger.spectral.marchenko_pastur.noise_span`) or ``"pixels"`` (the same
+            pixels, randomly permuted per image).
         num_samples: ``P`` draws per image.
         generator: source of randomness (on ``features.device``); ``None``: the global one.
 
@@ -152,10 +159,14 @@ def null_features(
         order = keys.argsort(-1)[:, :, None, :].expand(-1, -1, channels, -1)  # (P, B, C, n)
         flat = features.flatten(2).expand(num_samples, -1, -1, -1)  # (P, B, C, n)
         return flat.gather(-1, order).reshape(num_samples, *features.shape)
-    points = _points(features)  # (B, n, C)
-    scale = noise_variance(points.double()).sqrt().to(features.dtype)  # (B,)
+    variance, projector = noise_span(_points(features).double())  # (B,), (B, C, C)
+    scale = variance.sqrt().to(features.dtype)
     mean = features.mean((2, 3), keepdim=True)  # (B, C, 1, 1)
-    noise = torch.randn(num_samples, *features.shape, generator=generator, **like)
+    noise = torch.randn(num_samples, batch, n, channels, generator=generator, **like)
+    # drawn in the span the variance was fitted in: a rank-deficient embedding (fewer input
+    # channels than C) has no spread outside it, and its null graphs must not have it either
+    noise = noise @ projector.to(features.dtype)  # (P, B, n, C)
+    noise = noise.mT.reshape(num_samples, *features.shape)
     return mean + scale[:, None, None, None] * noise
 
 

@@ -142,6 +142,23 @@ def test_gaussian_null_matches_mean_and_noise_variance():
     torch.testing.assert_close(variance, torch.full_like(variance, 9.0), rtol=0.05, atol=0.0)
 
 
+def test_gaussian_null_of_a_rank_deficient_embedding_stays_in_its_span():
+    # a 16-channel embedding of 8-channel features (the head's graph_channels > decoder width):
+    # null noise in all 16 channels would spread the null graph over dimensions the data lack
+    generator = torch.Generator().manual_seed(1)
+    low = torch.randn(2, 8, 30, 30, generator=generator, dtype=torch.float64)
+    lift = torch.linalg.qr(torch.randn(16, 8, generator=generator, dtype=torch.float64))[0]
+    features = torch.einsum("cd,bdhw->bchw", lift, low) + 2.0
+    drawn = null_features(features, "gaussian", 4, generator)  # (P, B, 16, H, W)
+    centred = drawn - drawn.mean((3, 4), keepdim=True)
+    outside = centred - torch.einsum("cd,ed,pbehw->pbchw", lift, lift, centred)
+    assert float(outside.abs().max()) < 1e-10 * float(centred.abs().max())
+    # and the spread inside the span is the features' per-dimension variance (1)
+    inside = torch.einsum("dc,pbchw->pbdhw", lift.T, centred)
+    torch.testing.assert_close(inside.var((0, 3, 4)).mean(), torch.tensor(1.0, dtype=torch.float64),
+                               rtol=0.05, atol=0.0)  # fmt: skip
+
+
 def test_pixel_null_rows_are_permutations():
     features = torch.arange(2 * 3 * 4 * 4, dtype=torch.float64).reshape(2, 3, 4, 4)
     drawn = null_features(features, "pixels", 3, torch.Generator().manual_seed(1))

@@ -91,7 +91,6 @@ from cheeger.spectral.marchenko_pastur import (
     TW1_QUANTILE_99,
     kernel_bulk_edge,
     noise_span,
-    noise_variance,
 )
 
 __all__ = [
@@ -162,11 +161,13 @@ def null_features(
     variance, projector = noise_span(_points(features).double())  # (B,), (B, C, C)
     scale = variance.sqrt().to(features.dtype)
     mean = features.mean((2, 3), keepdim=True)  # (B, C, 1, 1)
-    noise = torch.randn(num_samples, batch, n, channels, generator=generator, **like)
+    noise = torch.randn(num_samples, *features.shape, generator=generator, **like)
     # drawn in the span the variance was fitted in: a rank-deficient embedding (fewer input
     # channels than C) has no spread outside it, and its null graphs must not have it either
-    noise = noise @ projector.to(features.dtype)  # (P, B, n, C)
-    noise = noise.mT.reshape(num_samples, *features.shape)
+    # (full-rank features keep their draws exactly: the projector is then the identity)
+    full = projector.diagonal(dim1=-2, dim2=-1).sum(-1).round() == channels  # (B,)
+    if not bool(full.all()):
+        noise = torch.einsum("bcd,pbdhw->pbchw", projector.to(features.dtype), noise)
     return mean + scale[:, None, None, None] * noise
 
 
@@ -274,13 +275,21 @@ def analytic_noise_edge(
     if points.dim() != 3:
         raise ValueError(f"analytic_noise_edge: points must be (B, n, d), got shape "
                          f"{tuple(points.shape)}")  # fmt: skip
-    _, n, d = points.shape
+    n = points.shape[1]
     with torch.no_grad():
-        variance = noise_variance(points.detach().double(), tw_quantile=tw_quantile)
+        variance, projector = noise_span(points.detach().double(), tw_quantile=tw_quantile)
+        # the kernel sees the noise in the span it was fitted in: its dimension, not d
+        spans = projector.diagonal(dim1=-2, dim2=-1).sum(-1).round().clamp_min(1).long()
         if isinstance(sigma, torch.Tensor):
             sigma = sigma.detach().to(torch.float64).reshape(())
-        bulk, tw_scale = kernel_bulk_edge(n, d, variance, sigma, order=order)
-        edge = (1.0 - bulk - tw_quantile * tw_scale).clamp(0.0, 2.0)
+        edges = []
+        for d_eff in spans.unique().tolist():  # one kernel edge per span dimension
+            rows = (spans == d_eff).nonzero().flatten()
+            bulk, tw_scale = kernel_bulk_edge(n, d_eff, variance[rows], sigma, order=order)
+            edges.append((rows, (1.0 - bulk - tw_quantile * tw_scale).clamp(0.0, 2.0)))
+        edge = torch.zeros_like(variance)
+        for rows, values in edges:
+            edge[rows] = values
     return edge.to(points.dtype)
 
 

@@ -159,6 +159,30 @@ def test_gaussian_null_of_a_rank_deficient_embedding_stays_in_its_span():
                                rtol=0.05, atol=0.0)  # fmt: skip
 
 
+def test_gaussian_null_spans_per_image_full_rank_unchanged_and_constant_input():
+    generator = torch.Generator().manual_seed(2)
+    full = torch.randn(1, 6, 12, 12, generator=generator, dtype=torch.float64)
+    lifts = [torch.linalg.qr(torch.randn(6, r, generator=generator, dtype=torch.float64))[0]
+             for r in (2, 4)]  # fmt: skip
+    low = [torch.einsum("cd,bdhw->bchw", q, torch.randn(1, q.shape[1], 12, 12,
+                                                       generator=generator, dtype=torch.float64))
+           for q in lifts]  # fmt: skip
+    drawn = null_features(torch.cat(low), "gaussian", 3, torch.Generator().manual_seed(0))
+    for b, q in enumerate(lifts):  # each image keeps its own span
+        centred = drawn[:, b] - drawn[:, b].mean((2, 3), keepdim=True)
+        outside = centred - torch.einsum("cd,ed,pehw->pchw", q, q, centred)
+        assert float(outside.abs().max()) < 1e-10
+    # full rank: the projector is the identity and the draws are the plain isotropic ones
+    drawn = null_features(full, "gaussian", 2, torch.Generator().manual_seed(0))
+    noise = torch.randn(2, *full.shape, generator=torch.Generator().manual_seed(0),
+                        dtype=torch.float64)  # fmt: skip
+    scale = noise_variance(full.flatten(2).mT).sqrt()
+    expected = full.mean((2, 3), keepdim=True) + scale[:, None, None, None] * noise
+    assert torch.equal(drawn, expected)
+    constant = torch.full((1, 6, 5, 5), 3.0, dtype=torch.float64)
+    assert torch.equal(null_features(constant, "gaussian", 2), constant.expand(2, -1, -1, -1, -1))
+
+
 def test_pixel_null_rows_are_permutations():
     features = torch.arange(2 * 3 * 4 * 4, dtype=torch.float64).reshape(2, 3, 4, 4)
     drawn = null_features(features, "pixels", 3, torch.Generator().manual_seed(1))

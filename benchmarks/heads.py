@@ -4,13 +4,15 @@ For each profile's resolution (from ``params.yaml``), one optimisation step (for
 backward, AdamW update) of ``UNet + conv`` and ``UNet + spectral`` is timed with the same thread
 count, and the spectral step is broken down (graph, eigensolve, noise floor, the rest) with the
 autograd profiler's record_function ranges of a separate step. The step time is the mean over
-``--repeats`` steps; the spectral head re-estimates its noise floor every ``noise_every`` steps,
-so take ``--repeats`` a multiple of it (10) to include that cost at its real rate.
+``--repeats`` steps; the spectral head re-estimates its noise floor every ``noise_every`` steps
+(10 in params.yaml), so ``--repeats`` (default 10) a multiple of it includes that cost at its
+real rate. The profiled breakdown step follows the timed ones and may not include it.
 
 By default the images are random and the models fresh. A graph's spectrum, and so the
 eigensolver's work, changes with training: ``--data`` takes real training images from a prepared
 dataset and ``--runs`` loads each head's trained weights (seed 0, checkpoint ``best.pt``), both
-as patterns with ``{profile}``.
+as patterns with ``{profile}``; ``--weights HEAD=PATH`` names one checkpoint (e.g. a trial
+run's); the table says which weights ran, and whether they were trained with other settings.
 
 Peak memory is the process's peak RSS growth during each head's steps, measured in a fresh
 subprocess per head (``resource.getrusage``), since torch's CPU allocations are invisible to
@@ -19,7 +21,9 @@ subprocess per head (``resource.getrusage``), since torch's CPU allocations are 
 Usage::
 
     .venv/bin/python benchmarks/heads.py                      # embedded and camvid profiles
-    .venv/bin/python benchmarks/heads.py --profiles embedded --repeats 5 --threads 2
+    .venv/bin/python benchmarks/heads.py --profiles camvid --threads 1 \
+        --set spectral.head.stride=4 --data 'results/prepared/{profile}' \
+        --weights spectral=results/trial/camvid/runs/stride4/seed0/best.pt
     .venv/bin/python benchmarks/heads.py --profiles camvid --threads 1 --repeats 10 \
         --data 'results/prepared/{profile}' --runs 'results/runs/{profile}'
 
@@ -100,21 +104,24 @@ def _batch(profile: str, block: dict, batch: int, data: str | None, num_classes:
             torch.stack([it["label"] for it in items]).long())  # fmt: skip
 
 
-def _load_run(model: UNet, runs: str, profile: str, head: str) -> str:
-    """Load ``<runs>/<head>/seed0/best.pt`` if it exists (a head without one keeps its initial
-    weights: the conv head's cost does not depend on them); say which."""
+def _load_weights(model: UNet, path: Path, required: bool) -> str:
+    """Load a checkpoint's weights; say which, and whether they were trained with other model
+    settings (e.g. another stride: the shapes match, the graph does not)."""
     from cheeger.training.checkpoint import load_checkpoint
 
-    path = Path(runs.format(profile=profile)) / head / "seed0" / "best.pt"
     if not path.is_file():
+        if required:
+            raise SystemExit(f"heads benchmark: {path}: no checkpoint")
         return f"initial (no {path})"
-    model.load_state_dict(load_checkpoint(path)["model"])
-    return str(path)
+    state = load_checkpoint(path)
+    model.load_state_dict(state["model"])
+    differs = sorted(k for k, v in model.spec().items() if state.get("model_spec", {}).get(k) != v)
+    return str(path) + (f" (trained with other {differs})" if differs else "")
 
 
 def _measure(profile: str, head: str, batch: int, repeats: int, threads: int,
              data: str | None = None, runs: str | None = None,
-             settings: list[str] | None = None) -> dict:  # fmt: skip
+             settings: list[str] | None = None, weights: str | None = None) -> dict:  # fmt: skip
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     params = load_params(REPO / "params.yaml")
@@ -123,7 +130,13 @@ def _measure(profile: str, head: str, batch: int, repeats: int, threads: int,
     block = params["profiles"][profile]
     num_classes = {"synthetic": 9, "camvid": 11, "cityscapes": 19}[block["dataset"]]
     model = _model(params, head, num_classes, profile)
-    weights = "initial" if runs is None else _load_run(model, runs, profile, head)
+    if weights is not None:  # this head's checkpoint, asked for by name: it must exist
+        weights = _load_weights(model, Path(weights), required=True)
+    elif runs is not None:  # conv's cost does not depend on its weights: it may lack them
+        path = Path(runs.format(profile=profile)) / head / "seed0" / "best.pt"
+        weights = _load_weights(model, path, required=False)
+    else:
+        weights = "initial"
     images, labels = _batch(profile, block, batch, data, num_classes)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = _step_times(model, images, labels, repeats)
@@ -144,20 +157,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", nargs="+", default=["embedded", "camvid"])
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=10,
+                        help="timed steps (default 10: one noise-floor period)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data", help="prepared data folder pattern, e.g. 'results/prepared/"
                         "{profile}' (default: random images)")  # fmt: skip
     parser.add_argument("--runs", help="run folder pattern holding <head>/seed0/best.pt, e.g. "
                         "'results/runs/{profile}' (default: fresh models)")  # fmt: skip
+    parser.add_argument("--weights", action="append", default=[], metavar="HEAD=PATH",
+                        help="a head's checkpoint, e.g. spectral=results/trial/camvid/runs/"
+                        "stride4/seed0/best.pt (overrides --runs for that head)")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="change a params.yaml setting, e.g. spectral.head.stride=4")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/out/heads.json")
     parser.add_argument("--child", nargs=2, metavar=("PROFILE", "HEAD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
+        weights = dict(w.split("=", 1) for w in args.weights).get(args.child[1])
         print(json.dumps(_measure(*args.child, args.batch, args.repeats, args.threads,
-                                  args.data, args.runs, args.set)))  # fmt: skip
+                                  args.data, args.runs, args.set, weights)))  # fmt: skip
         return 0
     rows = []
     for profile in args.profiles:
@@ -167,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                    "--repeats", str(args.repeats), "--threads", str(args.threads)]  # fmt: skip
             cmd += [f"--{k}={v}" for k, v in (("data", args.data), ("runs", args.runs)) if v]
             cmd += [f"--set={setting}" for setting in args.set]
+            cmd += [f"--weights={w}" for w in args.weights]
             env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
             done = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if done.returncode != 0:  # show the child's error, not only its exit status

@@ -112,7 +112,8 @@ def study_section(
     """``study:`` deep-merged with the profile's ``study:`` override.
 
     An ablation axis the profile names replaces the shared axis whole: an axis is one unit
-    (a profile narrowing ``values`` must not inherit ``with`` options of values it dropped).
+    (a profile narrowing ``values`` must not inherit ``with`` options of values it dropped); so
+    does a profile's ``trial``.
     """
     block = active_profile(params, profile, origin=origin)
     override = block.get("study") or {}
@@ -120,6 +121,8 @@ def study_section(
     axes = (override.get("ablation") or {}).get("axes") or {}
     for name, axis in axes.items():
         merged["ablation"]["axes"][name] = copy.deepcopy(axis)
+    if "trial" in override:  # a trial is one unit too: never a blend of two changes
+        merged["trial"] = copy.deepcopy(override["trial"])
     return merged
 
 
@@ -337,6 +340,13 @@ def _axis(
     return AblationAxis(name, key, values, baseline, with_key, with_values)
 
 
+#: What a trial may change: what training reads and the evaluation does not (the trial is
+#: scored exactly as the main runs), and data settings applied after preparation.
+_TRIAL_SECTIONS = ("model.", "train.", "spectral.", "data.augment")
+#: Profile shorthands that override a train key (a trial setting the key would change nothing).
+_SHORTHANDS = {"train.epochs": "epochs", "train.device": "device"}
+
+
 def _trial(
     params: Mapping[str, Any], block: Mapping[str, Any], spec: Mapping[str, Any],
     heads: tuple[str, ...], ablation_head: str, origin: str,
@@ -351,9 +361,16 @@ def _trial(
                           "label the trial by its name")  # fmt: skip
     changed = False
     for key, value in spec["set"].items():
-        if key.split(".")[0] not in TRAINING_SECTIONS:
-            raise ParamsError(f"{origin}: {where}.set: {key}: expected a key of a section "
-                              f"training reads {list(TRAINING_SECTIONS)}")  # fmt: skip
+        if not key.startswith(_TRIAL_SECTIONS):
+            raise ParamsError(f"{origin}: {where}.set: {key}: expected a key under "
+                              f"{[s.rstrip('.') for s in _TRIAL_SECTIONS]} (the trial is "
+                              "evaluated as the main runs are)")  # fmt: skip
+        if key in _SHORTHANDS and _SHORTHANDS[key] in block:
+            raise ParamsError(f"{origin}: {where}.set: {key}: the profile's "
+                              f"`{_SHORTHANDS[key]}:` overrides it; the trial would change "
+                              "nothing")  # fmt: skip
+        if head != "spectral" and key.startswith("spectral.") and key != "spectral.gamma":
+            raise ParamsError(f"{origin}: {where}.set: {key}: the {head} head does not read it")
         baseline = get_key(block, key, _ABSENT)
         baseline = get_key(params, key, _ABSENT) if baseline is _ABSENT else baseline
         if baseline is _ABSENT:

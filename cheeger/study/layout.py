@@ -57,13 +57,14 @@ ABLATION_EVAL = "ablation/{profile}/eval/{axis}/{value}/seed{seed}/{split}.json"
 SCALING = "scaling/{profile}/eigensolvers.json"
 SCALING_TABLE = "scaling/{profile}/eigensolvers.csv"
 GRADIENTS = "gradients/{profile}/gradients.csv"
-# The trial (study.trial): run folders (checkpoints) are ignored by git, the rest is committed.
+# The trial (study.trial): run folders (cached by DVC), evaluations and the comparison with the
+# heads (committed): three folders, three DVC outputs.
 TRIAL_RUN = "trial/{profile}/runs/{trial}/seed{seed}"
 TRIAL_PARAMS = "trial/{profile}/runs/{trial}/seed{seed}.params.yaml"
 TRIAL_DONE = "trial/{profile}/runs/{trial}/seed{seed}.json"
 TRIAL_EVAL = "trial/{profile}/eval/{trial}/seed{seed}/{split}.json"
-TRIAL_TABLE = "trial/{profile}/{trial}"  # + .csv, .md, .tex
-TRIAL_SUMMARY = "trial/{profile}/summary.json"  # written with or without a trial
+TRIAL_TABLE = "trial/{profile}/compare/{trial}"  # + .csv, .md, .tex
+TRIAL_SUMMARY = "trial/{profile}/compare/summary.json"  # written with or without a trial
 
 _TRAINING_CODE = ("cheeger/data", "cheeger/graph", "cheeger/heads", "cheeger/linalg",
                   "cheeger/losses", "cheeger/metrics", "cheeger/models", "cheeger/spectral",

@@ -35,7 +35,7 @@ from cheeger.study import figures as F
 from cheeger.study import tables as T
 from cheeger.study.collect import StudyData, collect_study, read_json
 from cheeger.study.config import StudyConfig, deep_merge, study_section
-from cheeger.study.layout import ABLATION_DONE, PREPARED, RUN, Layout
+from cheeger.study.layout import ABLATION_DONE, PREPARED, RUN, TRIAL_DONE, Layout
 from cheeger.study.panel import panel_figure
 from cheeger.study.readme import REFERENCES, answer, hardware, render_readme
 from cheeger.study.trial import collect_trial, trial_caption, trial_table
@@ -114,11 +114,21 @@ def _protocol(params: Mapping[str, Any], data: StudyData, layout: Layout) -> lis
     params_per_head = ", ".join(f"{h} {final['parameters']['total']:,}"
                                 for (h, seed), final in data.finals.items()
                                 if seed == study.seeds[0])  # fmt: skip
-    seconds = [f["train_seconds"] for f in data.finals.values()]
+    seconds = {"main": [f["train_seconds"] for f in data.finals.values()], "ablation": [],
+               "trial": []}  # fmt: skip
+    done = list(data.finals.values())
     for name, slug, seed in study.ablation_runs():
-        seconds.append(read_json(layout.path(ABLATION_DONE, profile=study.profile, axis=name,
-                                             value=slug, seed=seed))["train_seconds"])  # fmt: skip
-    devices = sorted({f"{f['device']} x {f['threads']} threads" for f in data.finals.values()})
+        done.append(read_json(layout.path(ABLATION_DONE, profile=study.profile, axis=name,
+                                          value=slug, seed=seed)))  # fmt: skip
+        seconds["ablation"].append(done[-1]["train_seconds"])
+    for name, seed in study.trial_runs():
+        done.append(read_json(layout.path(TRIAL_DONE, profile=study.profile, trial=name,
+                                          seed=seed)))  # fmt: skip
+        seconds["trial"].append(done[-1]["train_seconds"])
+    devices = sorted({f"{f['device']} x {f['threads']} threads" for f in done
+                      if "device" in f})  # fmt: skip
+    wall = "; ".join(f"{kind} {_duration(sum(s))} over {len(s)} runs (mean "
+                     f"{_duration(sum(s) / len(s))})" for kind, s in seconds.items() if s)
     axes = "; ".join(f"{a.name} ({a.key}): {[a.baseline, *a.values]}" for a in study.axes)
     return [
         ("Dataset", f"{manifest['dataset']} ({manifest['num_classes']} classes, label "
@@ -139,9 +149,7 @@ def _protocol(params: Mapping[str, Any], data: StudyData, layout: Layout) -> lis
                   f"{study.ablation_head} head, seeds {list(study.ablation_seeds)}; "
                   f"{axes or 'none'}"),
         ("Hardware", f"{hardware()}; runs on {', '.join(devices)}"),
-        ("Wall time", f"training {_duration(sum(seconds))} in total over {len(seconds)} runs "
-                      f"(mean {_duration(sum(seconds) / max(1, len(seconds)))} per run; "
-                      "evaluation and sweeps not included)"),
+        ("Wall time", f"training: {wall} (evaluation and sweeps not included)"),
     ]  # fmt: skip
 
 
@@ -217,9 +225,10 @@ def make_report(
     if study.trial is not None:
         name = study.trial.name
         numbers, view = trial_table(collect_trial(study, layout), study, conf)
-        T.write_table(numbers, tables, f"trial_{name}", view, caption=trial_caption(study))
+        caption = trial_caption(study, conf)
+        T.write_table(numbers, tables, f"trial_{name}", view, caption=caption)
         sections.append((f"Trial `{name}` ({split}, Welch)",
-                         trial_caption(study) + "\n\n" + view.to_markdown()))  # fmt: skip
+                         caption + "\n\n" + view.to_markdown()))  # fmt: skip
     if data.scaling is not None and len(data.scaling):
         wide = data.scaling.pivot_table(index="n", columns="solver", values="seconds")
         T.write_table(wide.reset_index(), tables, "scaling", caption="seconds per solve")

@@ -28,8 +28,10 @@ from cheeger.study.layout import (
     SCALING_TABLE,
     TRIAL_DONE,
     TRIAL_EVAL,
+    TRIAL_PARAMS,
     Layout,
 )
+from cheeger.study.variants import params_variant
 
 REPO = Path(__file__).resolve().parents[2]
 METRICS = ("miou", "pixel_accuracy", "class_accuracy", "boundary_miou", "excess_components",
@@ -107,6 +109,8 @@ def write_study(
     for name, seed in study.trial_runs():
         fields = {"profile": profile, "trial": name, "seed": seed}
         write(layout.path(TRIAL_DONE, **fields), {"train_seconds": 7.0})
+        variant = params_variant(params, study.trial.settings)  # what `cheeger variant` writes
+        write(layout.path(TRIAL_PARAMS, **fields), yaml.safe_dump(variant, sort_keys=False))
         miou = 0.5 + trial_effect + float(rng.uniform(-noise, noise))
         write(layout.path(TRIAL_EVAL, **fields, split=study.report_split),
               evaluation(name, seed, study.report_split, miou, classes))  # fmt: skip

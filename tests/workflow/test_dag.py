@@ -82,7 +82,7 @@ def test_dry_run_has_the_expected_jobs_per_profile(profile, study_dir, sm, count
     assert len(shells) == found["total"] - found["all"]
     for shell in shells:
         for command in re.findall(r"cheeger (\w+) [^&]*", shell):
-            torchless = ("variant", "trial")  # these import no torch
+            torchless = ("variant", "trial")  # these run no torch computation
             assert command in torchless or "--threads" in shell.split(f"cheeger {command}")[1]
     for threads, given in re.findall(r"threads: (\d+)\n(?:.*\n)*?Shell command: [^\n]*"
                                      r"--threads (\d+)", result.stdout):  # fmt: skip

@@ -16,7 +16,7 @@ from cheeger.study import layout as L
 
 REPO = Path(__file__).resolve().parents[2]
 STAGE_OUTS = {"data": [L.PREPARED], "train": [L.RUN], "evaluate": [L.EVAL],
-              "ablation": [L.ABLATION_RUN], "trial": [L.TRIAL_SUMMARY], "scaling": [L.SCALING],
+              "ablation": [L.ABLATION_RUN], "scaling": [L.SCALING],
               "gradients": [L.GRADIENTS]}  # fmt: skip
 
 
@@ -63,6 +63,13 @@ def test_stage_code_and_outputs_are_the_rules(dvc_yaml):
         for template in STAGE_OUTS.get(name, []):
             folder = "results/" + template.split("{profile}")[0] + "${profile}"
             assert folder in outs, (name, folder)
+    trial = dvc_yaml["stages"]["trial"]  # runs cached, evaluations and comparison committed
+    outs = {next(iter(o)): o[next(iter(o))] for o in trial["outs"]}
+    for template in (L.TRIAL_RUN, L.TRIAL_EVAL, L.TRIAL_SUMMARY):
+        folder = "results/" + "/".join(template.split("/")[:3]).replace("{profile}", "${profile}")
+        assert folder in outs, folder
+    assert outs["results/trial/${profile}/runs"].get("cache", True)
+    assert outs["results/trial/${profile}/eval"]["cache"] is False
     report = dvc_yaml["stages"]["report"]
     assert [next(iter(m)) for m in report["metrics"]] == ["results/metrics.json"]
     assert not any(o in ("results", "results/") for o in report["outs"])  # no overlap
@@ -73,6 +80,8 @@ def test_cached_outputs_are_ignored_by_git_and_small_results_are_not():
     for folder in ("results/prepared", "results/runs", "results/ablation"):
         assert f"/{folder}/" in ignored
     assert "/results/trial/*/runs/" in ignored  # the trial's checkpoints, not its evaluations
+    assert not any(line.startswith(("/results/trial/*/eval", "/results/trial/*/compare"))
+                   for line in ignored)  # fmt: skip
     for folder in ("results/eval", "results/scaling", "results/gradients", "results/tables"):
         assert not any(line.startswith(f"/{folder}") for line in ignored)
     assert "dvc_plots/" in ignored and ".snakemake/" in ignored

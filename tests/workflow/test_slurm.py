@@ -69,7 +69,8 @@ def test_slurm_dry_run_requests_gpus_for_training_jobs_only(study_dir, sm):
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"Using workflow specific profile {SLURM_PROFILE}" in result.stdout + result.stderr
     jobs = _jobs(result.stdout)
-    gpu_rules = {"train_run", "ablation_run", "evaluate_run", "ablation_evaluate"}
+    gpu_rules = {"train_run", "ablation_run", "evaluate_run", "ablation_evaluate",
+                 "trial_run", "trial_evaluate"}  # the camvid profile has a trial
     assert {job["rule"] for job in jobs} >= gpu_rules | {"prepare", "gradients", "report"}
     for job in jobs:
         resources = dict(item.split("=", 1) for item in job["resources"].split(", ") if item)

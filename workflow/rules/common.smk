@@ -134,5 +134,8 @@ ABLATION_EVALUATIONS = [path(L.ABLATION_EVAL).format(axis=a, value=v, seed=s,
                         for a, v, s in STUDY.ablation_runs()]
 TRIAL_EVALUATIONS = [path(L.TRIAL_EVAL).format(trial=t, seed=s, split=STUDY.report_split)
                      for t, s in STUDY.trial_runs()]
+# what the trial is compared with: every main run on the report split (none without a trial)
+TRIAL_BASELINES = ([path(L.EVAL).format(head=h, seed=s, split=STUDY.report_split)
+                    for h, s in STUDY.runs()] if STUDY.trial is not None else [])
 TRIAL_TABLES = ([f"{path(L.TRIAL_TABLE).format(trial=STUDY.trial.name)}{ext}"
                  for ext in (".csv", ".md", ".tex")] if STUDY.trial is not None else [])

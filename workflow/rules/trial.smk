@@ -59,7 +59,7 @@ rule trial_evaluate:
 # Without a trial it writes the summary alone (the trial stage's output always exists).
 rule trial_compare:
     input:
-        evaluations=EVALUATIONS,
+        evaluations=TRIAL_BASELINES,
         trial=TRIAL_EVALUATIONS,
         code=code("report"),
     output:
@@ -68,8 +68,10 @@ rule trial_compare:
     params:
         params_file=PARAMS,
         profile=PROFILE,
-        results=lambda wildcards, output: Path(output.summary).parents[2],  # results/
-        settings=STUDY_SETTINGS.get("trial"),
+        # results/: the summary's folder, as many levels up as its layout template is deep
+        results=lambda wildcards, output: Path(output.summary).parents[
+            len(Path(L.TRIAL_SUMMARY).parts) - 1],
+        settings={k: STUDY_SETTINGS.get(k) for k in ("trial", "report")},
     log:
         log("trial/compare"),
     threads: 1

@@ -69,7 +69,7 @@ class SpectralHeadConfig:
         neighbourhood: ``"grid"`` or ``"knn"`` (``"dense"`` for tiny graphs).
         radius, grid_norm: grid neighbourhood (``chebyshev`` radius 1: 8 neighbours).
         knn: neighbours per node for ``"knn"``.
-        init_sigma: initial bandwidth (embedding has unit length per pixel).
+        init_sigma: initial bandwidth (the embedding has unit length per graph node).
         k: eigenpairs.
         eps: backward broadening relative to the spectrum's scale (``None``: eigsh default).
         solver: extra :func:`~cheeger.linalg.eigsh` keywords (``method``, ``backward``, ...).
@@ -211,8 +211,9 @@ class SpectralHead(Head):
         cfg = self.cfg
         x = self.classifier(features)  # (B, K, H, W)
         # Everything graph-side runs at the graph's resolution: a 1x1 convolution commutes with
-        # average pooling, so pooling the C decoder channels once replaces pooling the class and
-        # embedding maps (and their full-resolution backward passes).
+        # average pooling, so pooling the C decoder channels once replaces pooling the class map
+        # (and its full-resolution backward pass). The embedding is normalised after pooling,
+        # which does not commute: g is unit-length per graph node.
         f_low = F.avg_pool2d(features, cfg.stride, ceil_mode=True)  # (B, C, h, w)
         with record_function("cheeger::graph"):  # named ranges: benchmarks/heads.py reads them
             L, g_low = self._graph(f_low)
@@ -226,7 +227,7 @@ class SpectralHead(Head):
         y = y.mT.reshape(batch, self.num_classes, h, w)
         full = x + resize_logits(y, x.shape[-2:])  # (B, K, H, W)
         logits = resize_logits(full, out_size)
-        # the head's class probabilities at the graph's resolution (its logits there)
+        # the head's class probabilities at the graph's resolution (softmax of its logits there)
         probs_low = torch.softmax(x_low + y, 1)  # (B, K, h, w)
         edge = self._noise_edge(g_low)  # (B,)
         losses = {

@@ -31,6 +31,7 @@ __all__ = [
     "kernel_bulk_edge",
     "marchenko_pastur_edge",
     "mehler_ratio",
+    "noise_span",
     "noise_variance",
     "spike_detection_threshold",
     "tracy_widom_scale",
@@ -91,7 +92,7 @@ def noise_variance(
 
     Fixed point of ``s^2 = mean{ mu_j : mu_j <= edge(s^2) }`` over the eigenvalues ``mu_j`` of
     the centred sample covariance, ``edge = MP edge + tw_quantile * TW scale``, started from
-    ``trace / d``. Without spikes nothing is trimmed and this is ``trace / d``; a spike above the
+    their mean. Without spikes nothing is trimmed and this is that mean; a spike above the
     bulk is excluded (its bulk share biases the estimate low by ``O(d / n)`` per spike).
 
     Args:
@@ -102,7 +103,7 @@ def noise_variance(
     Returns:
         ``(B,)`` variances, never negative (0 for constant points). Eigenvalues below
         ``1e-8`` of the largest are the points' null space, not noise: the bulk is fitted in the
-        span of the rest, with its dimension.
+        span of the rest, with its dimension (:func:`noise_span` gives that span).
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
@@ -111,19 +112,43 @@ def noise_variance(
         >>> round(float(noise_variance(x)), 1), round(float(x.var(1).mean()), 1)
         (1.0, 2.7)
     """
+    return noise_span(points, tw_quantile=tw_quantile, iterations=iterations)[0]
+
+
+def noise_span(
+    points: torch.Tensor, *, tw_quantile: float = TW1_QUANTILE_99, iterations: int = 8
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`noise_variance` and the orthogonal projector onto the span it was fitted in.
+
+    Points in a lower-dimensional subspace (a ``d``-channel embedding of fewer input channels)
+    have a null space of rounding-level covariance eigenvalues: noise of the same kind lives in
+    the span, so a null model draws it there (isotropic noise in all ``d`` channels would add
+    ``d - d_eff`` dimensions of spread the points never have).
+
+    Args:
+        points: ``(B, n, d)`` samples.
+        tw_quantile, iterations: as for :func:`noise_variance`.
+
+    Returns:
+        ``(variance (B,), projector (B, d, d))``.
+
+    Example:
+        >>> x = torch.randn(1, 500, 2, dtype=torch.float64) @ torch.randn(2, 5, dtype=torch.float64)
+        >>> variance, projector = noise_span(x)
+        >>> round(float(torch.linalg.matrix_rank(projector[0])))
+        2
+    """
     if points.dim() != 3 or points.shape[-2] < 2:
         raise ValueError(f"noise_variance: points must be (B, n, d) with n >= 2, got shape "
                          f"{tuple(points.shape)}")  # fmt: skip
     n = points.shape[-2]
     centred = points - points.mean(-2, keepdim=True)
-    eigenvalues = torch.linalg.eigvalsh(centred.mT @ centred / (n - 1))  # (B, d) ascending
-    # Points in a lower-dimensional subspace (a d-channel embedding of fewer input channels)
-    # have a null space of rounding-level eigenvalues: the noise lives in the span, so the
-    # bulk is fitted there with its dimension (all-null: constant points, variance 0).
+    eigenvalues, vectors = torch.linalg.eigh(centred.mT @ centred / (n - 1))  # (B, d) ascending
     null = eigenvalues <= _RANK_RTOL * eigenvalues[:, -1:].clamp_min(0.0)  # (B, d)
+    projector = (vectors * ~null[:, None, :]) @ vectors.mT  # (B, d, d)
     variances = []
     for values, empty in zip(eigenvalues, null, strict=True):
-        span = values[~empty]  # (d_eff,)
+        span = values[~empty]  # (d_eff,); all-null: constant points, variance 0
         variance = span.mean() if len(span) else values.new_zeros(())
         for _ in range(iterations if len(span) else 0):
             upper = marchenko_pastur_edge(variance, n, len(span)) + tw_quantile * (
@@ -132,7 +157,8 @@ def noise_variance(
             keep = (span <= upper).to(span.dtype)
             variance = (span * keep).sum() / keep.sum().clamp_min(1.0)
         variances.append(variance)
-    return torch.stack(variances).clamp_min(0.0)
+    variance = torch.stack(variances) if variances else eigenvalues.new_zeros(0)
+    return variance.clamp_min(0.0), projector
 
 
 def spike_detection_threshold(n: int, d: int, tw_quantile: float = TW1_QUANTILE_99) -> float:

@@ -87,7 +87,11 @@ from torch import nn
 
 from cheeger.graph import normalized_laplacian
 from cheeger.linalg import eigsh
-from cheeger.spectral.marchenko_pastur import TW1_QUANTILE_99, kernel_bulk_edge, noise_variance
+from cheeger.spectral.marchenko_pastur import (
+    TW1_QUANTILE_99,
+    kernel_bulk_edge,
+    noise_span,
+)
 
 __all__ = [
     "NULLS",
@@ -124,7 +128,9 @@ def null_features(
     Args:
         features: ``(B, C, H, W)``.
         null: ``"gaussian"`` (per image: channel means plus isotropic Gaussian noise of the robust
-            noise variance) or ``"pixels"`` (the same pixels, randomly permuted per image).
+            noise variance, in the span of the features, see
+            :func:`~cheeger.spectral.marchenko_pastur.noise_span`) or ``"pixels"`` (the same
+            pixels, randomly permuted per image).
         num_samples: ``P`` draws per image.
         generator: source of randomness (on ``features.device``); ``None``: the global one.
 
@@ -152,10 +158,16 @@ def null_features(
         order = keys.argsort(-1)[:, :, None, :].expand(-1, -1, channels, -1)  # (P, B, C, n)
         flat = features.flatten(2).expand(num_samples, -1, -1, -1)  # (P, B, C, n)
         return flat.gather(-1, order).reshape(num_samples, *features.shape)
-    points = _points(features)  # (B, n, C)
-    scale = noise_variance(points.double()).sqrt().to(features.dtype)  # (B,)
+    variance, projector = noise_span(_points(features).double())  # (B,), (B, C, C)
+    scale = variance.sqrt().to(features.dtype)
     mean = features.mean((2, 3), keepdim=True)  # (B, C, 1, 1)
     noise = torch.randn(num_samples, *features.shape, generator=generator, **like)
+    # drawn in the span the variance was fitted in: a rank-deficient embedding (fewer input
+    # channels than C) has no spread outside it, and its null graphs must not have it either
+    # (full-rank features keep their draws exactly: the projector is then the identity)
+    full = projector.diagonal(dim1=-2, dim2=-1).sum(-1).round() == channels  # (B,)
+    if not bool(full.all()):
+        noise = torch.einsum("bcd,pbdhw->pbchw", projector.to(features.dtype), noise)
     return mean + scale[:, None, None, None] * noise
 
 
@@ -263,13 +275,21 @@ def analytic_noise_edge(
     if points.dim() != 3:
         raise ValueError(f"analytic_noise_edge: points must be (B, n, d), got shape "
                          f"{tuple(points.shape)}")  # fmt: skip
-    _, n, d = points.shape
+    n = points.shape[1]
     with torch.no_grad():
-        variance = noise_variance(points.detach().double(), tw_quantile=tw_quantile)
+        variance, projector = noise_span(points.detach().double(), tw_quantile=tw_quantile)
+        # the kernel sees the noise in the span it was fitted in: its dimension, not d
+        spans = projector.diagonal(dim1=-2, dim2=-1).sum(-1).round().clamp_min(1).long()
         if isinstance(sigma, torch.Tensor):
             sigma = sigma.detach().to(torch.float64).reshape(())
-        bulk, tw_scale = kernel_bulk_edge(n, d, variance, sigma, order=order)
-        edge = (1.0 - bulk - tw_quantile * tw_scale).clamp(0.0, 2.0)
+        edges = []
+        for d_eff in spans.unique().tolist():  # one kernel edge per span dimension
+            rows = (spans == d_eff).nonzero().flatten()
+            bulk, tw_scale = kernel_bulk_edge(n, d_eff, variance[rows], sigma, order=order)
+            edges.append((rows, (1.0 - bulk - tw_quantile * tw_scale).clamp(0.0, 2.0)))
+        edge = torch.zeros_like(variance)
+        for rows, values in edges:
+            edge[rows] = values
     return edge.to(points.dtype)
 
 

@@ -9,7 +9,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cheeger.linalg import broadened_inverse_gaps, eigsh
+from cheeger.linalg import SymmetricOperator, broadened_inverse_gaps, eigsh
+from cheeger.linalg.backward import complement_term
 
 D = torch.float64
 
@@ -158,6 +159,24 @@ def test_partial_solve_complement_matches_full_gradient(grid_laplacian):
     # leaving the complement out is biased for eigenvector losses: measured, not assumed
     bias = (grads["lanczos", "subspace"] - ref).norm() / ref.norm()
     assert bias > 1e-2
+
+
+def test_a_stalled_complement_solve_stops_early_with_a_warning(grid_laplacian):
+    # an unreachable tolerance stands in for float32 rounding: the solve must stop once its
+    # residual stops halving, not run to maxiter, and say so; its answer is still the solution
+    A = grid_laplacian(16, 16, seed=3, regions=2)
+    op = SymmetricOperator.from_tensor(A)
+    lam, U = eigsh(A.to_dense(), 4, method="dense")
+    g = torch.randn(1, 256, 4, dtype=D, generator=torch.Generator().manual_seed(1))
+    eps = torch.full((1,), 1e-3, dtype=D)
+    exact = complement_term(op, lam[None], U[None], g, eps)
+    calls = []
+    counted = SymmetricOperator.from_tensor(A)
+    counted.matmul = lambda Y: calls.append(1) or op.matmul(Y)
+    with pytest.warns(RuntimeWarning, match="complement solve stalled"):
+        stopped = complement_term(counted, lam[None], U[None], g, eps, tol=1e-300, patience=20)
+    assert len(calls) < 2000
+    assert (stopped - exact).norm() / exact.norm() < 1e-8
 
 
 def test_eigenvalue_only_loss_needs_no_complement(grid_laplacian):

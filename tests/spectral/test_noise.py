@@ -142,6 +142,47 @@ def test_gaussian_null_matches_mean_and_noise_variance():
     torch.testing.assert_close(variance, torch.full_like(variance, 9.0), rtol=0.05, atol=0.0)
 
 
+def test_gaussian_null_of_a_rank_deficient_embedding_stays_in_its_span():
+    # a 16-channel embedding of 8-channel features (the head's graph_channels > decoder width):
+    # null noise in all 16 channels would spread the null graph over dimensions the data lack
+    generator = torch.Generator().manual_seed(1)
+    low = torch.randn(2, 8, 30, 30, generator=generator, dtype=torch.float64)
+    lift = torch.linalg.qr(torch.randn(16, 8, generator=generator, dtype=torch.float64))[0]
+    features = torch.einsum("cd,bdhw->bchw", lift, low) + 2.0
+    drawn = null_features(features, "gaussian", 4, generator)  # (P, B, 16, H, W)
+    centred = drawn - drawn.mean((3, 4), keepdim=True)
+    outside = centred - torch.einsum("cd,ed,pbehw->pbchw", lift, lift, centred)
+    assert float(outside.abs().max()) < 1e-10 * float(centred.abs().max())
+    # and the spread inside the span is the features' per-dimension variance (1)
+    inside = torch.einsum("dc,pbchw->pbdhw", lift.T, centred)
+    torch.testing.assert_close(inside.var((0, 3, 4)).mean(), torch.tensor(1.0, dtype=torch.float64),
+                               rtol=0.05, atol=0.0)  # fmt: skip
+
+
+def test_gaussian_null_spans_per_image_full_rank_unchanged_and_constant_input():
+    generator = torch.Generator().manual_seed(2)
+    full = torch.randn(1, 6, 12, 12, generator=generator, dtype=torch.float64)
+    lifts = [torch.linalg.qr(torch.randn(6, r, generator=generator, dtype=torch.float64))[0]
+             for r in (2, 4)]  # fmt: skip
+    low = [torch.einsum("cd,bdhw->bchw", q, torch.randn(1, q.shape[1], 12, 12,
+                                                       generator=generator, dtype=torch.float64))
+           for q in lifts]  # fmt: skip
+    drawn = null_features(torch.cat(low), "gaussian", 3, torch.Generator().manual_seed(0))
+    for b, q in enumerate(lifts):  # each image keeps its own span
+        centred = drawn[:, b] - drawn[:, b].mean((2, 3), keepdim=True)
+        outside = centred - torch.einsum("cd,ed,pehw->pchw", q, q, centred)
+        assert float(outside.abs().max()) < 1e-10
+    # full rank: the projector is the identity and the draws are the plain isotropic ones
+    drawn = null_features(full, "gaussian", 2, torch.Generator().manual_seed(0))
+    noise = torch.randn(2, *full.shape, generator=torch.Generator().manual_seed(0),
+                        dtype=torch.float64)  # fmt: skip
+    scale = noise_variance(full.flatten(2).mT).sqrt()
+    expected = full.mean((2, 3), keepdim=True) + scale[:, None, None, None] * noise
+    assert torch.equal(drawn, expected)
+    constant = torch.full((1, 6, 5, 5), 3.0, dtype=torch.float64)
+    assert torch.equal(null_features(constant, "gaussian", 2), constant.expand(2, -1, -1, -1, -1))
+
+
 def test_pixel_null_rows_are_permutations():
     features = torch.arange(2 * 3 * 4 * 4, dtype=torch.float64).reshape(2, 3, 4, 4)
     drawn = null_features(features, "pixels", 3, torch.Generator().manual_seed(1))

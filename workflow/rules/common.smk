@@ -3,7 +3,8 @@
 # params.yaml is the only source of science settings. It is checked twice, with the same schema
 # (workflow/schemas/params.schema.yaml): by cheeger.config.load_params, which names the offending
 # key exactly as the CLI does, and by Snakemake's `validate`. `--config` / `--configfile`
-# overrides are refused: the jobs read params.yaml, so an override would silently not reach them.
+# overrides of settings are refused (the jobs read params.yaml, so an override would silently not
+# reach them); only `--config profile=NAME`, which chooses a profile block, is allowed.
 # The `params` of each job list the settings its command reads, so Snakemake reruns the job
 # when they change (the same keys DVC watches in dvc.yaml).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 
 import pytest
 
@@ -163,3 +164,21 @@ def test_run_marker_is_the_run_folder_plus_json():
     # the rules find a run folder from its marker by removing ".json"
     assert L.RUN_DONE == L.RUN + ".json"
     assert L.ABLATION_DONE == L.ABLATION_RUN + ".json"
+
+
+def test_make_study_runs_beside_another_profiles_committed_report(study_dir, sm, counts, repo_root):
+    # a clone holds the committed CamVid report in results/ and no Snakemake metadata: the
+    # command `make study` runs must still build the embedded study, not find `all` satisfied
+    makefile = (repo_root / "Makefile").read_text().replace("\\\n", " ")
+    recipe = re.search(r"^study: .*\n\t(.*)$", makefile, re.MULTILINE).group(1)
+    args = shlex.split(recipe.split("/snakemake", 1)[1])
+    args = [a.replace("$(STUDY_PROFILE)", "embedded") for a in args]
+    args = [str(repo_root / a) if a.startswith("workflow/") else a for a in args]
+    folder = study_dir()
+    for name in ("README.md", "metrics.json", "tables/heads_test.csv", "figures/curves.png"):
+        (folder / "results" / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / "results" / name).write_text("another profile's report")
+    result = sm(["-n", *args], folder)
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = counts(result.stdout)
+    assert found.get("train_run") == 6 and found.get("report") == 1, found

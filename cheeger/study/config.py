@@ -310,6 +310,9 @@ def _axis(
     if key.split(".")[0] not in TRAINING_SECTIONS:
         raise ParamsError(f"{origin}: {where}.key: expected a key of a section training reads "
                           f"{list(TRAINING_SECTIONS)}, got {key!r}")  # fmt: skip
+    if key in _SHORTHANDS and _SHORTHANDS[key] in block:
+        raise ParamsError(f"{origin}: {where}.key: {key}: the profile's `{_SHORTHANDS[key]}:` "
+                          "overrides it; every value would train the same run")  # fmt: skip
     baseline = get_key(block, key, _ABSENT)
     if baseline is _ABSENT:
         baseline = get_key(params, key, _ABSENT)

@@ -80,6 +80,11 @@ def test_companion_key_per_value(params):
          "study.ablation.head: expected one of study.heads ['conv', 'spectral'], got 'unet'"),
         (lambda p: p["study"]["ablation"].update(split="test2"),
          "study.ablation.split: expected one of the profile's splits"),
+        # the embedded profile's `epochs:` shorthand wins over train.epochs: an axis on it
+        # would train the baseline again under other labels
+        (lambda p: p["study"]["ablation"]["axes"].update(x={"key": "train.epochs",
+                                                            "values": [2, 40]}),
+         "study.ablation.axes.x.key: train.epochs: the profile's `epochs:` overrides it"),
     ],
 )  # fmt: skip
 def test_inconsistent_settings_name_the_key(params, edit, message):

@@ -49,6 +49,11 @@ def _add_params_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", help="profile under profiles: (default: `profile:`)")
 
 
+def _add_results_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", type=Path, default=Path("results"),
+                        help="folder holding the study's outputs (%(default)s)")  # fmt: skip
+
+
 def _add_prepare(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "prepare",
@@ -283,8 +288,7 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
         "metrics.json, tables/ (CSV, Markdown, LaTeX) and figures/ (PNG, PDF).",
     )
     _add_params_arguments(parser)
-    parser.add_argument("--results", type=Path, default=Path("results"),
-                        help="folder holding the study's outputs (%(default)s)")  # fmt: skip
+    _add_results_argument(parser)
     parser.add_argument("--out", type=Path, required=True, help="report folder, e.g. results")
     parser.add_argument("--no-figures", action="store_true", help="tables and text only")
     parser.add_argument("--no-panel", action="store_true", help="skip the qualitative panel")
@@ -313,8 +317,7 @@ def _add_trial(subparsers: argparse._SubParsersAction) -> None:
         "(summary.json alone when the profile has no trial).",
     )
     _add_params_arguments(parser)
-    parser.add_argument("--results", type=Path, default=Path("results"),
-                        help="folder holding the study's outputs (%(default)s)")  # fmt: skip
+    _add_results_argument(parser)
     parser.set_defaults(handler=_run_trial)
 
 

@@ -282,14 +282,11 @@ def analytic_noise_edge(
         spans = projector.diagonal(dim1=-2, dim2=-1).sum(-1).round().clamp_min(1).long()
         if isinstance(sigma, torch.Tensor):
             sigma = sigma.detach().to(torch.float64).reshape(())
-        edges = []
-        for d_eff in spans.unique().tolist():  # one kernel edge per span dimension
-            rows = (spans == d_eff).nonzero().flatten()
-            bulk, tw_scale = kernel_bulk_edge(n, d_eff, variance[rows], sigma, order=order)
-            edges.append((rows, (1.0 - bulk - tw_quantile * tw_scale).clamp(0.0, 2.0)))
         edge = torch.zeros_like(variance)
-        for rows, values in edges:
-            edge[rows] = values
+        for d_eff in spans.unique().tolist():  # one kernel edge per span dimension
+            rows = spans == d_eff
+            bulk, tw_scale = kernel_bulk_edge(n, d_eff, variance[rows], sigma, order=order)
+            edge[rows] = (1.0 - bulk - tw_quantile * tw_scale).clamp(0.0, 2.0)
     return edge.to(points.dtype)
 
 

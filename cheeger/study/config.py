@@ -310,15 +310,7 @@ def _axis(
     if key.split(".")[0] not in TRAINING_SECTIONS:
         raise ParamsError(f"{origin}: {where}.key: expected a key of a section training reads "
                           f"{list(TRAINING_SECTIONS)}, got {key!r}")  # fmt: skip
-    if key in _SHORTHANDS and _SHORTHANDS[key] in block:
-        raise ParamsError(f"{origin}: {where}.key: {key}: the profile's `{_SHORTHANDS[key]}:` "
-                          "overrides it; every value would train the same run")  # fmt: skip
-    baseline = get_key(block, key, _ABSENT)
-    if baseline is _ABSENT:
-        baseline = get_key(params, key, _ABSENT)
-    if baseline is _ABSENT:
-        raise ParamsError(f"{origin}: {where}.key: {key} is not set in params.yaml; write its "
-                          "baseline value there (the main runs use it)")  # fmt: skip
+    baseline = _baseline(params, block, key, f"{where}.key", origin)
     values = tuple(v for v in spec["values"] if not _same(v, baseline))
     slugs = []
     for value in (*values, baseline):
@@ -350,6 +342,26 @@ _TRIAL_SECTIONS = ("model.", "train.", "spectral.", "data.augment")
 _SHORTHANDS = {"train.epochs": "epochs", "train.device": "device"}
 
 
+def _baseline(
+    params: Mapping[str, Any], block: Mapping[str, Any], key: str, where: str, origin: str
+) -> Any:
+    """The main runs' value of ``key``: the profile block's, else the shared section's.
+
+    Raises:
+        ParamsError: a profile shorthand (``epochs:``) overrides ``key``, so changing it would
+            change nothing; or ``key`` is set nowhere.
+    """
+    if key in _SHORTHANDS and _SHORTHANDS[key] in block:
+        raise ParamsError(f"{origin}: {where}: {key}: the profile's `{_SHORTHANDS[key]}:` "
+                          "overrides it; changing it would change nothing")  # fmt: skip
+    baseline = get_key(block, key, _ABSENT)
+    baseline = get_key(params, key, _ABSENT) if baseline is _ABSENT else baseline
+    if baseline is _ABSENT:
+        raise ParamsError(f"{origin}: {where}: {key} is not set in params.yaml; write its "
+                          "value for the main runs there")  # fmt: skip
+    return baseline
+
+
 def _trial(
     params: Mapping[str, Any], block: Mapping[str, Any], spec: Mapping[str, Any],
     heads: tuple[str, ...], ablation_head: str, origin: str,
@@ -368,17 +380,9 @@ def _trial(
             raise ParamsError(f"{origin}: {where}.set: {key}: expected a key under "
                               f"{[s.rstrip('.') for s in _TRIAL_SECTIONS]} (the trial is "
                               "evaluated as the main runs are)")  # fmt: skip
-        if key in _SHORTHANDS and _SHORTHANDS[key] in block:
-            raise ParamsError(f"{origin}: {where}.set: {key}: the profile's "
-                              f"`{_SHORTHANDS[key]}:` overrides it; the trial would change "
-                              "nothing")  # fmt: skip
         if head != "spectral" and key.startswith("spectral.") and key != "spectral.gamma":
             raise ParamsError(f"{origin}: {where}.set: {key}: the {head} head does not read it")
-        baseline = get_key(block, key, _ABSENT)
-        baseline = get_key(params, key, _ABSENT) if baseline is _ABSENT else baseline
-        if baseline is _ABSENT:
-            raise ParamsError(f"{origin}: {where}.set: {key} is not set in params.yaml; write "
-                              "its value for the main runs there")  # fmt: skip
+        baseline = _baseline(params, block, key, f"{where}.set", origin)
         changed = changed or not _same(value, baseline)
     if not changed:
         raise ParamsError(f"{origin}: {where}.set: every value equals the main runs' "

@@ -17,7 +17,7 @@ rule ablation_run:
             "base": run_settings(STUDY.ablation_head),
             "set": STUDY.axis(wildcards.axis).settings(wildcards.value),
         },
-        set=lambda wildcards: ablation_settings(wildcards.axis, wildcards.value),
+        set=lambda wildcards: set_arguments(STUDY.axis(wildcards.axis).settings(wildcards.value)),
         head=STUDY.ablation_head,
         run=lambda wildcards, output: output.done.removesuffix(".json"),
     log:
@@ -26,13 +26,7 @@ rule ablation_run:
     conda:
         ENV
     shell:
-        "cheeger variant --params {params.params_file} --profile {params.profile} {params.set} "
-        "--out {output.params} > {log} 2>&1 && "
-        "(test ! -f {params.run}/final.json || rm -rf {params.run}) && "
-        "cheeger train --params {output.params} --profile {params.profile} --head {params.head} "
-        "--seed {wildcards.seed} --data {input.data} --out {params.run} --threads {threads} "
-        "--no-progress >> {log} 2>&1 && "
-        "cp {params.run}/final.json {output.done}"
+        VARIANT_RUN
 
 
 rule ablation_evaluate:
@@ -54,9 +48,7 @@ rule ablation_evaluate:
     conda:
         ENV
     shell:
-        "cheeger evaluate --params {input.params} --profile {params.profile} --run {params.run} "
-        "--data {input.data} --split {wildcards.split} --out {output} --threads {threads} "
-        "> {log} 2>&1"
+        VARIANT_EVALUATE
 
 
 rule ablation:

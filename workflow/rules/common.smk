@@ -111,16 +111,27 @@ def run_settings(head):
     }
 
 
-def ablation_settings(axis, value):
-    """The `--set` arguments of `cheeger variant` for one ablation value (shell-quoted)."""
-    settings = STUDY.axis(axis).settings(value)
+def set_arguments(settings):
+    """The `--set` arguments of `cheeger variant` for {key: value} settings (shell-quoted)."""
     return " ".join(f"--set {shlex.quote(f'{key}={json.dumps(v)}')}" for key, v in settings.items())
 
 
-def trial_settings():
-    """The `--set` arguments of `cheeger variant` for the trial (shell-quoted)."""
-    settings = STUDY.trial.settings
-    return " ".join(f"--set {shlex.quote(f'{key}={json.dumps(v)}')}" for key, v in settings.items())
+# A run on a params variant (an ablation value, the trial) and its evaluation: the same commands
+# for both, from each rule's `params.set`, `params.head`, `params.run` and output paths.
+VARIANT_RUN = (
+    "cheeger variant --params {params.params_file} --profile {params.profile} {params.set} "
+    "--out {output.params} > {log} 2>&1 && "
+    "(test ! -f {params.run}/final.json || rm -rf {params.run}) && "
+    "cheeger train --params {output.params} --profile {params.profile} --head {params.head} "
+    "--seed {wildcards.seed} --data {input.data} --out {params.run} --threads {threads} "
+    "--no-progress >> {log} 2>&1 && "
+    "cp {params.run}/final.json {output.done}"
+)
+VARIANT_EVALUATE = (
+    "cheeger evaluate --params {input.params} --profile {params.profile} --run {params.run} "
+    "--data {input.data} --split {wildcards.split} --out {output} --threads {threads} "
+    "> {log} 2>&1"
+)
 
 
 # Every file each stage produces: the inputs of the target rules and of the report.

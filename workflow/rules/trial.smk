@@ -15,7 +15,7 @@ rule trial_run:
         profile=PROFILE,
         settings=lambda wildcards: {"base": run_settings(STUDY.trial.head),
                                     "set": dict(STUDY.trial.settings)},
-        set=lambda wildcards: trial_settings(),
+        set=lambda wildcards: set_arguments(STUDY.trial.settings),
         head=lambda wildcards: STUDY.trial.head,
         run=lambda wildcards, output: output.done.removesuffix(".json"),
     log:
@@ -24,13 +24,7 @@ rule trial_run:
     conda:
         ENV
     shell:
-        "cheeger variant --params {params.params_file} --profile {params.profile} {params.set} "
-        "--out {output.params} > {log} 2>&1 && "
-        "(test ! -f {params.run}/final.json || rm -rf {params.run}) && "
-        "cheeger train --params {output.params} --profile {params.profile} --head {params.head} "
-        "--seed {wildcards.seed} --data {input.data} --out {params.run} --threads {threads} "
-        "--no-progress >> {log} 2>&1 && "
-        "cp {params.run}/final.json {output.done}"
+        VARIANT_RUN
 
 
 rule trial_evaluate:
@@ -51,9 +45,7 @@ rule trial_evaluate:
     conda:
         ENV
     shell:
-        "cheeger evaluate --params {input.params} --profile {params.profile} --run {params.run} "
-        "--data {input.data} --split {wildcards.split} --out {output} --threads {threads} "
-        "> {log} 2>&1"
+        VARIANT_EVALUATE
 
 
 # Without a trial it writes the summary alone (the trial stage's output always exists).

@@ -125,22 +125,39 @@ def complement_term(
     """
     if tol is None:
         tol = 1e-10 if U.dtype == torch.float64 else 1e-5
+    B, n, k = U.shape
     Ut = U.transpose(-1, -2)
-    k = U.shape[-1]
 
-    def project(Y: torch.Tensor) -> torch.Tensor:
-        return Y - U.to(Y.dtype) @ (Ut.to(Y.dtype) @ Y)
+    # The iterates are complex (B, n, k), but every product is done in real arithmetic on the
+    # (B, n, 2k) real view of their interleaved (re, im) parts: A and U are real, so one real
+    # product serves both parts, without copies (measured at n = 690, B = 8, k = 16: complex
+    # bmm, `cat` / `complex` assembly and complex `abs` were 3/4 of the iteration's time).
+    def real(Z: torch.Tensor) -> torch.Tensor:  # (B, n, k) complex -> (B, n, 2k) view
+        return torch.view_as_real(Z).reshape(B, n, 2 * k)
+
+    def cplx(Y: torch.Tensor) -> torch.Tensor:  # (B, n, 2k) real -> (B, n, k) complex view
+        return torch.view_as_complex(Y.reshape(B, n, k, 2))
+
+    def project(Y: torch.Tensor) -> torch.Tensor:  # P Y on a real (B, n, m)
+        return torch.baddbmm(Y, U, Ut @ Y, alpha=-1)
+
+    shift = (lam[:, None, :] + 1j * eps[:, None, None]).to(  # (B, 1, k)
+        torch.complex128 if U.dtype == torch.float64 else torch.complex64
+    )
 
     def system(Z: torch.Tensor) -> torch.Tensor:  # P (B_i - i eps) P Z, complex Z
-        AZ = op.matmul(torch.cat([Z.real, Z.imag], dim=-1))  # (B, n, 2k): one product
-        AZ = torch.complex(AZ[..., :k], AZ[..., k:])
-        shift = lam[:, None, :] + 1j * eps[:, None, None]
-        return project(AZ - shift * Z)
+        AZ = cplx(op.matmul(real(Z)))  # one product with 2k real columns
+        return cplx(project(real(AZ - shift * Z)))
 
-    def bilinear(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:  # x^T y, no conjugate
-        return (X * Y).sum(-2)
+    # column sums over n of the real view (a complex reduction over a non-innermost dim, or a
+    # complex `abs`, is several times slower)
+    def bilinear(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:  # (B, k) x^T y, no conjugate
+        return torch.view_as_complex(real(X * Y).sum(-2).reshape(B, k, 2))
 
-    rhs = project(g_U).to(torch.complex128 if U.dtype == torch.float64 else torch.complex64)
+    def norm(Z: torch.Tensor) -> torch.Tensor:  # (B, k) column 2-norms
+        return real(Z).square().sum(-2).reshape(B, k, 2).sum(-1).sqrt()
+
+    rhs = project(g_U).to(shift.dtype)  # (B, n, k) complex
     # relative to the whole cotangent: when g_i lies almost inside span(U) the projected
     # right-hand side is rounding-sized and cannot be solved to a relative tolerance of itself
     target = tol * g_U.norm(dim=-2)  # (B, k)
@@ -148,7 +165,7 @@ def complement_term(
     r = rhs.clone()
     p = r.clone()
     rho = bilinear(r, r)  # (B, k)
-    residual = r.abs().square().sum(-2).sqrt()
+    residual = norm(r)
     active = residual > target
     # COCG's residual is not monotone, and in float32 it can stall far above the target (the
     # projector of float32 eigenvectors is itself only as accurate as they are): a column stops
@@ -162,15 +179,15 @@ def complement_term(
             break
         q = system(p)
         pq = bilinear(p, q)
-        ok = active & (pq.abs() > 0)
-        alpha = torch.where(ok, rho / pq.where(ok, 1.0), 0.0)  # (B, k)
-        z = z + alpha[:, None, :] * p
-        r = r - alpha[:, None, :] * q
+        ok = active & (pq != 0)
+        alpha = torch.where(ok, rho / pq.where(ok, 1.0), 0.0)[:, None, :]  # (B, 1, k)
+        z.add_(alpha * p)
+        r.sub_(alpha * q)
         rho_new = bilinear(r, r)
-        beta = torch.where(ok, rho_new / rho.where(rho.abs() > 0, 1.0), 0.0)
-        p = r + beta[:, None, :] * p
+        beta = torch.where(ok, rho_new / rho.where(rho != 0, 1.0), 0.0)
+        p = torch.addcmul(r, beta[:, None, :], p)
         rho = torch.where(ok, rho_new, rho)
-        residual = r.abs().square().sum(-2).sqrt()
+        residual = norm(r)
         better = residual < 0.5 * best
         best = torch.where(better, residual, best)
         since = torch.where(better, torch.zeros_like(since), since + 1)
@@ -187,4 +204,4 @@ def complement_term(
             RuntimeWarning,
             stacklevel=3,
         )
-    return -project(z).real
+    return -project(real(z)).view(B, n, k, 2)[..., 0]

@@ -71,6 +71,21 @@ def _orthonormalise_against(
     return W, H
 
 
+def _orthogonalise_rows(
+    Wr: torch.Tensor, Vr: torch.Tensor, passes: int = 2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_orthonormalise_against` on transposes: ``Wr (B, b, n)``, ``Vr (B, j, n)``.
+
+    Returns ``(Wr', H)`` with ``H = V^T W (B, j, b)`` accumulated over the passes.
+    """
+    Ht = torch.zeros(Wr.shape[0], Wr.shape[1], Vr.shape[1], dtype=Wr.dtype, device=Wr.device)
+    for _ in range(passes):
+        Ct = Wr @ Vr.transpose(-1, -2)  # (B, b, j)
+        Wr = Wr - Ct @ Vr
+        Ht = Ht + Ct
+    return Wr, Ht.transpose(-1, -2)
+
+
 def _qr_with_replacement(
     W: torch.Tensor, V: torch.Tensor, tiny: torch.Tensor, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,27 +183,31 @@ def block_lanczos(
     eps = torch.finfo(dtype).eps
     keep = max(k, min(m - 2 * b, (k + m) // 2 - b))  # Ritz vectors kept at a restart
 
-    V = torch.zeros(batch, n, m + b, dtype=dtype, device=device)  # basis
+    # The basis is stored by rows, Vr = V^T (B, m + b, n), and each block as its transpose:
+    # Gram-Schmidt then multiplies (b, n) by (n, j) matrices, where the column form multiplies
+    # (j, n) by (n, b), a shape BLAS runs about 5 times slower with b = 4 columns (measured at
+    # n = 690, B = 8, j = 64: 58 against 279 us; Gram-Schmidt was 3/4 of a solve).
+    Vr = torch.zeros(batch, m + b, n, dtype=dtype, device=device)  # basis, by rows
     T = torch.zeros(batch, m, m, dtype=dtype, device=device)  # V^T A V
     start = torch.randn(batch, n, b, dtype=dtype, device=device, generator=generator)
     if X0 is not None:
         mix = torch.randn(X0.shape[-1], b, dtype=dtype, device=device, generator=generator)
         start = X0.to(dtype) @ mix + 1e-3 * start * X0.norm() / start.norm()
-    V[..., :b] = torch.linalg.qr(start)[0]
+    Vr[:, :b] = torch.linalg.qr(start)[0].mT
     anorm = torch.zeros(batch, dtype=dtype, device=device)
     cur, matvecs, restarts = 0, 0, 0
     while True:
         j = cur
         R = None
         while j + b <= m:
-            W = matmul(V[..., j : j + b])  # (B, n, b)
+            Wr = matmul(Vr[:, j : j + b].mT).mT  # (B, b, n)
             matvecs += b
-            W, H = _orthonormalise_against(W, V[..., : j + b])  # H: (B, j + b, b)
+            Wr, H = _orthogonalise_rows(Wr, Vr[:, : j + b])  # H: (B, j + b, b)
             T[:, : j + b, j : j + b] = H
             T[:, j : j + b, : j + b] = H.transpose(-1, -2)
             anorm = torch.maximum(anorm, H.abs().amax(dim=(-1, -2)))
-            Q, R = _qr_with_replacement(W, V[..., : j + b], 1e3 * eps * anorm, generator)
-            V[..., j + b : j + 2 * b] = Q
+            Q, R = _qr_with_replacement(Wr.mT, Vr[:, : j + b].mT, 1e3 * eps * anorm, generator)
+            Vr[:, j + b : j + 2 * b] = Q.mT
             j += b
         Tj = 0.5 * (T[:, :j, :j] + T[:, :j, :j].transpose(-1, -2))
         theta, S = torch.linalg.eigh(Tj)  # (B, j), (B, j, j)
@@ -198,15 +217,15 @@ def block_lanczos(
         if done or restarts >= max_restarts:
             break
         # Thick restart: keep the best `keep` Ritz vectors, resume from the residual block.
-        V[..., :keep] = V[..., :j] @ S[..., :keep]
-        V[..., keep : keep + b] = V[..., j : j + b]
+        Vr[:, :keep] = S[..., :keep].mT @ Vr[:, :j]
+        Vr[:, keep : keep + b] = Vr[:, j : j + b]
         T.zero_()
         T[:, :keep, :keep] = torch.diag_embed(theta[:, :keep])
         cur = keep
         restarts += 1
 
     lam = theta[:, :k]  # (B, k)
-    U = V[..., :j] @ S[..., :k]  # (B, n, k)
+    U = (S[..., :k].mT @ Vr[:, :j]).mT.contiguous()  # (B, n, k)
     # A deterministic sign: the largest-magnitude entry of each eigenvector is positive.
     pivot = U.abs().argmax(dim=-2, keepdim=True)  # (B, 1, k)
     U = U * torch.sign(torch.gather(U, -2, pivot)).where(torch.gather(U, -2, pivot) != 0, 1.0)

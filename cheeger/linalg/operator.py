@@ -43,6 +43,9 @@ class SymmetricOperator:
         batched: whether the input had a batch dimension.
         dense: ``(B, n, n)`` dense values, or ``None`` for sparse storage.
         csr: block-diagonal ``(B n, B n)`` CSR matrix, or ``None`` for dense storage.
+        product: ``csr`` with 32-bit indices when they fit (the same values), for products:
+            int64 indices are converted inside every product (measured: 10 of 30 us with 4
+            columns at n = 690, B = 8).
         rows, cols, bidx: the pattern of a sparse input (entry ``e`` sits at
             ``(bidx[e], rows[e], cols[e])``), in the order of the input's values.
         layout: ``torch.strided``, ``torch.sparse_coo`` or ``torch.sparse_csr`` (the input's).
@@ -53,6 +56,7 @@ class SymmetricOperator:
     batched: bool
     dense: torch.Tensor | None
     csr: torch.Tensor | None
+    product: torch.Tensor | None
     rows: torch.Tensor | None
     cols: torch.Tensor | None
     bidx: torch.Tensor | None
@@ -85,6 +89,7 @@ class SymmetricOperator:
                 dense.shape[-1],
                 batched,
                 dense,
+                None,
                 None,
                 None,
                 None,
@@ -126,14 +131,20 @@ class SymmetricOperator:
             csr = torch.sparse_csr_tensor(
                 crow, bidx * n + cols, vals, (B * n, B * n), check_invariants=False
             )
-        return cls(B, n, batched, None, csr, rows, cols, bidx, layout, A.dtype, A.device)
+            product = csr
+            if B * n < 2**31 and vals.numel() < 2**31:
+                product = torch.sparse_csr_tensor(
+                    crow.to(torch.int32), csr.col_indices().to(torch.int32), vals, csr.shape,
+                    check_invariants=False,
+                )  # fmt: skip
+        return cls(B, n, batched, None, csr, product, rows, cols, bidx, layout, A.dtype, A.device)
 
     def matmul(self, X: torch.Tensor) -> torch.Tensor:
         """``A X`` for ``X`` of shape ``(B, n, m)``."""
         if self.dense is not None:
             return torch.bmm(self.dense, X)
         B, n, m = X.shape
-        return (self.csr @ X.reshape(B * n, m)).reshape(B, n, m)
+        return (self.product @ X.reshape(B * n, m)).reshape(B, n, m)
 
     def scale(self) -> torch.Tensor:
         """RMS eigenvalue ``||A||_F / sqrt(n)`` per matrix, ``(B,)``: the spectrum's scale.

@@ -58,7 +58,7 @@ def _csr(rows, cols, vals, shape: tuple[int, int]) -> torch.Tensor:
     """CSR from triplets sorted by (row, col), without duplicates."""
     crow = torch.zeros(shape[0] + 1, dtype=torch.int64, device=rows.device)
     crow[1:] = torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0)
-    return torch.sparse_csr_tensor(crow, cols, vals, shape)
+    return torch.sparse_csr_tensor(crow, cols, vals, shape, check_invariants=False)
 
 
 def _compact(csr: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -66,7 +66,9 @@ def _compact(csr: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     crow, col = csr.crow_indices(), csr.col_indices()
     if max(csr.shape) < 2**31 and csr.values().numel() < 2**31:
         crow, col = crow.to(torch.int32), col.to(torch.int32)
-    return torch.sparse_csr_tensor(crow, col, csr.values().to(dtype), csr.shape)
+    return torch.sparse_csr_tensor(
+        crow, col, csr.values().to(dtype), csr.shape, check_invariants=False
+    )  # the pattern is csr's own: valid by construction
 
 
 def _strong(rows, cols, s, n: int, theta: float) -> torch.Tensor:
@@ -206,7 +208,7 @@ class AggregationMultigrid:
         node = torch.arange(N, device=device)
         eye = torch.sparse_csr_tensor(
             torch.arange(N + 1, device=device), node, torch.full((N,), shift, dtype=dtype,
-            device=device), (N, N),
+            device=device), (N, N), check_invariants=False,
         )
         K = (op.csr + eye).to_sparse_csr()  # A + tau I, diagonal present even where A has none
         bidx = node // op.n

@@ -161,6 +161,30 @@ def test_partial_solve_complement_matches_full_gradient(grid_laplacian):
     assert bias > 1e-2
 
 
+@pytest.mark.parametrize("k", [1, 5])
+def test_complement_term_matches_the_dense_sum_over_the_rest_of_the_spectrum(grid_laplacian, k):
+    # x_i = sum_{j not in S} u_j (u_j^T g_i) F_ji on a sparse batch of three graphs, against the
+    # whole eigenbasis of each; in float32 (the training path) to its own tolerance
+    graphs = [grid_laplacian(12, 14, seed=s, regions=2) for s in range(3)]
+    A = torch.stack(graphs).coalesce()  # (3, 168, 168) COO, 3 sparse dims
+    lam_all, U_all = torch.linalg.eigh(torch.stack([a.to_dense() for a in graphs]))
+    lam, U = lam_all[:, :k], U_all[:, :, :k]
+    g = torch.randn(3, 168, k, dtype=D, generator=torch.Generator().manual_seed(2))
+    # two bands: lambda_2 ~ 1e-13, so k = 1 splits a cluster (bounded only by eps) and k = 5 is
+    # gapped (eps = 0, the exact rule, is then regular too)
+    eps = torch.tensor([1e-3, 1e-2, 1e-1 if k == 1 else 0.0], dtype=D)
+    F = broadened_inverse_gaps(lam_all[:, k:], lam, eps)  # (3, n - k, k)
+    rest = U_all[:, :, k:]
+    ref = rest @ (F * (rest.mT @ g))  # (3, n, k)
+    got = complement_term(SymmetricOperator.from_tensor(A), lam, U, g, eps)
+    assert got.shape == ref.shape and got.dtype == D
+    assert (got - ref).norm() / ref.norm() < 1e-8
+    op32 = SymmetricOperator.from_tensor(A.float())
+    got32 = complement_term(op32, lam.float(), U.float(), g.float(), eps.float())
+    assert got32.dtype == torch.float32
+    assert (got32.double() - ref).norm() / ref.norm() < 1e-3
+
+
 def test_a_stalled_complement_solve_stops_early_with_a_warning(grid_laplacian):
     # an unreachable tolerance stands in for float32 rounding: the solve must stop once its
     # residual stops halving, not run to maxiter, and say so; its answer is still the solution

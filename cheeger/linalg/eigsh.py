@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from cheeger.linalg.backward import DEFAULT_EPS, complement_term, subspace_term
 from cheeger.linalg.lanczos import LanczosInfo, block_lanczos
@@ -137,6 +138,7 @@ class _EigshFunction(torch.autograd.Function):
             ctx.save_for_backward(A, lam, U, lam_all, U_all)
 
     @staticmethod
+    @once_differentiable  # the backward reads A detached: a second derivative would be wrong
     def backward(ctx, g_lam, g_U, _g_lam_all, _g_U_all):
         if not ctx.needs_input_grad[0]:
             return None, None

@@ -140,7 +140,7 @@ def block_lanczos(
     beyond sizes. Use :func:`cheeger.linalg.eigsh` for the differentiable public entry.
 
     Args:
-        matmul: ``X (B, n, m) -> A X (B, n, m)``.
+        matmul: ``X (B, n, m) -> A X (B, n, m)``; ``X`` may be a non-contiguous view.
         batch, n, k: batch size, matrix order, number of wanted pairs.
         dtype, device: of the iteration.
         block_size: ``b``, vectors per Krylov block; must be at least the largest multiplicity

@@ -246,3 +246,12 @@ def test_property_no_nan_on_random_graphs(W, k):
     (lam.sum() + U.square().mul(torch.arange(n, dtype=D)[:, None]).sum()).backward()
     assert torch.isfinite(lam).all() and torch.isfinite(U).all()
     assert torch.isfinite(v.grad).all()
+
+
+def test_a_second_derivative_is_refused(grid_laplacian):
+    # the backward reads A detached: differentiating it again would silently miss terms
+    A = grid_laplacian(8, 8, seed=1).to_dense().requires_grad_()
+    lam, U = eigsh(A, 3, method="lanczos", dense_max_n=0)
+    (g,) = torch.autograd.grad((U[:5] ** 2).sum() + lam.sum(), A, create_graph=True)
+    with pytest.raises(RuntimeError, match=r"once_differentiable|differentiate"):
+        g.sum().backward()

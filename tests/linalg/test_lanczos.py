@@ -9,6 +9,7 @@ import scipy.sparse.linalg as sla
 import torch
 
 from cheeger.linalg import EigshConvergenceError, SymmetricOperator, block_lanczos, eigsh
+from cheeger.linalg.lanczos import _orthogonalise_rows
 
 
 def _scipy(A: torch.Tensor) -> sp.csr_matrix:
@@ -59,8 +60,13 @@ def test_batch_equals_single_solves(grid_laplacian):
     lam, U = eigsh(batch, 6, method="lanczos")
     assert lam.shape == (3, 6) and U.shape == (3, 576, 6)
     for b, a in enumerate(As):
-        ref = np.linalg.eigvalsh(a.to_dense().numpy())[:6]
-        assert np.abs(lam[b].numpy() - ref).max() < 1e-10
+        d, V = np.linalg.eigh(a.to_dense().numpy())
+        assert np.abs(lam[b].numpy() - d[:6]).max() < 1e-10
+        # each graph's eigenvectors are its own (a batch mix-up would pass the eigenvalues of
+        # similar graphs), up to rotation inside its two-fold cluster at 0
+        res = (a @ U[b] - U[b] * lam[b]).norm(dim=0)
+        assert res.max() < 1e-8
+        assert_same_eigenspaces(U[b].numpy(), V[:, :6], d[:6], atol=1e-6, cluster=1e-6)
 
 
 def test_disconnected_components_give_repeated_zero(grid_laplacian):
@@ -155,3 +161,13 @@ def test_pure_iteration_on_diagonal():
     lam, _, info = block_lanczos(op.matmul, 1, 100, 4, dtype=A.dtype, device=A.device)
     assert torch.allclose(lam[0], torch.arange(4.0, dtype=torch.float64), atol=1e-12)
     assert info.converged.all()
+
+
+def test_gram_schmidt_by_rows_projects_out_the_basis():
+    g = torch.Generator().manual_seed(0)
+    V = torch.linalg.qr(torch.randn(2, 50, 7, dtype=torch.float64, generator=g))[0]  # (B, n, j)
+    W = torch.randn(2, 50, 3, dtype=torch.float64, generator=g)
+    Wr, H = _orthogonalise_rows(W.mT, V.mT)
+    assert torch.allclose(H, V.mT @ W, atol=1e-12)  # the coefficients V^T W
+    assert (V.mT @ Wr.mT).abs().max() < 1e-13  # the remainder is orthogonal to V
+    assert torch.allclose(Wr.mT + V @ H, W, atol=1e-12)  # and with them rebuilds W

@@ -56,25 +56,11 @@ class LanczosInfo:
     method: str = "lanczos"
 
 
-def _orthonormalise_against(
-    W: torch.Tensor, V: torch.Tensor, passes: int = 2
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Remove the span of the orthonormal ``V`` from ``W``.
-
-    Returns ``(W', H)`` with ``H = V^T W`` accumulated over the passes.
-    """
-    H = torch.zeros(V.shape[0], V.shape[-1], W.shape[-1], dtype=W.dtype, device=W.device)
-    for _ in range(passes):
-        C = V.transpose(-1, -2) @ W  # (B, j, b)
-        W = W - V @ C
-        H = H + C
-    return W, H
-
-
 def _orthogonalise_rows(
     Wr: torch.Tensor, Vr: torch.Tensor, passes: int = 2
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_orthonormalise_against` on transposes: ``Wr (B, b, n)``, ``Vr (B, j, n)``.
+    """Remove the span of the orthonormal rows ``Vr (B, j, n)`` from the rows ``Wr (B, b, n)``:
+    classical Gram-Schmidt, ``passes`` times ("twice is enough").
 
     Returns ``(Wr', H)`` with ``H = V^T W (B, j, b)`` accumulated over the passes.
     """
@@ -84,6 +70,14 @@ def _orthogonalise_rows(
         Wr = Wr - Ct @ Vr
         Ht = Ht + Ct
     return Wr, Ht.transpose(-1, -2)
+
+
+def _orthonormalise_against(
+    W: torch.Tensor, V: torch.Tensor, passes: int = 2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_orthogonalise_rows` in column form: ``W (B, n, b)``, ``V (B, n, j)``."""
+    Wr, H = _orthogonalise_rows(W.mT, V.mT, passes)
+    return Wr.mT, H
 
 
 def _qr_with_replacement(

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cheeger.linalg.multigrid import AggregationMultigrid, _compact
+from cheeger.linalg.multigrid import AggregationMultigrid
 from cheeger.linalg.operator import SymmetricOperator
 
 __all__ = ["LobpcgInfo", "lobpcg", "lobpcg_eigsh"]
@@ -345,11 +345,7 @@ def lobpcg_eigsh(
         )
     if op.csr is None:
         op = SymmetricOperator.from_tensor(op.dense.to_sparse())
-    A = _compact(op.csr, dtype)
-
-    def matmul(Y: torch.Tensor) -> torch.Tensor:
-        return (A @ Y.reshape(B * n, -1)).reshape(B, n, -1)
-
+    matmul = op.matmul  # through op.product: 32-bit indices
     tau = shift * float(op.scale().max().clamp_min(torch.finfo(dtype).tiny))
     multigrid.setdefault("work_dtype", torch.float32)
     mg = AggregationMultigrid(op, tau, **multigrid)

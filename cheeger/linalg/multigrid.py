@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cheeger.linalg.operator import SymmetricOperator
+from cheeger.linalg.operator import SymmetricOperator, compact_csr
 
 __all__ = ["AggregationMultigrid", "MultigridPreconditioner"]
 
@@ -59,16 +59,6 @@ def _csr(rows, cols, vals, shape: tuple[int, int]) -> torch.Tensor:
     crow = torch.zeros(shape[0] + 1, dtype=torch.int64, device=rows.device)
     crow[1:] = torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0)
     return torch.sparse_csr_tensor(crow, cols, vals, shape, check_invariants=False)
-
-
-def _compact(csr: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``csr`` with 32-bit indices (when they fit) and values in ``dtype``."""
-    crow, col = csr.crow_indices(), csr.col_indices()
-    if max(csr.shape) < 2**31 and csr.values().numel() < 2**31:
-        crow, col = crow.to(torch.int32), col.to(torch.int32)
-    return torch.sparse_csr_tensor(
-        crow, col, csr.values().to(dtype), csr.shape, check_invariants=False
-    )  # the pattern is csr's own: valid by construction
 
 
 def _strong(rows, cols, s, n: int, theta: float) -> torch.Tensor:
@@ -254,9 +244,9 @@ class AggregationMultigrid:
         self._factor_coarsest()
         # the cycle may run in lower precision than the setup; 32-bit indices spare MKL a copy
         for lv in self.levels:
-            lv.K, lv.inv_diag = _compact(lv.K, self.work_dtype), lv.inv_diag.to(self.work_dtype)
+            lv.K, lv.inv_diag = compact_csr(lv.K, self.work_dtype), lv.inv_diag.to(self.work_dtype)
             if lv.P is not None:
-                lv.P, lv.R = _compact(lv.P, self.work_dtype), _compact(lv.R, self.work_dtype)
+                lv.P, lv.R = compact_csr(lv.P, self.work_dtype), compact_csr(lv.R, self.work_dtype)
 
     def _factor_coarsest(self) -> None:
         """Dense Cholesky of the coarsest matrix, one ``(m, m)`` block per graph."""

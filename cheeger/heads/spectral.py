@@ -29,11 +29,28 @@ spectrum, which the noise floor and the bulk penalty make explicit.
 Extra loss terms (unweighted, see :class:`~cheeger.heads.base.HeadOutput`):
 
 * ``"rayleigh"``: Rayleigh-quotient consistency of the head's class probabilities at the graph's
-  resolution (``softmax(x_low + y)``) on ``L_sym``. The graph is detached there: the term asks
-  the prediction to respect the graph; letting it also move the graph would reward cutting every
-  edge the prediction crosses.
+  resolution (``softmax(x_low + y)``) on ``L_sym``.
 * ``"bulk"``: the bulk penalty pushing ``h_theta`` to zero above the noise edge (the
   eigenvalues a graph of structure-free features also produces).
+
+Gradient paths: only the cross-entropy moves the graph
+------------------------------------------------------
+The graph's parameters (``embed``, the affinity's metric ``A`` and bandwidth) receive gradient
+from the cross-entropy only; both extra terms see ``L_sym``, ``lambda`` and ``U`` as constants
+(tested in ``tests/heads/test_spectral.py``: their gradient w.r.t. those parameters is exactly
+zero, the cross-entropy's is not).
+
+* Rayleigh: its purpose is that the *prediction* respects the graph. With any path into the graph
+  the cheapest way to lower ``p^T L p / p^T p`` is to change the graph instead: through ``L`` by
+  cutting the edges the prediction crosses, through ``U`` and ``lambda`` by reshaping which
+  signals the filter passes so that ``y`` is smooth on the old graph. Either way the graph would
+  learn to agree with the prediction rather than with the image. So ``probs_low`` is recomputed
+  as ``softmax(x_low + U_c diag(h(lambda_c)) U_c^T x_low)`` on the detached ``lambda_c, U_c``
+  (same values as the logits' ``y``): the term moves the classifier, the filter ``theta`` and the
+  backbone through ``x``.
+* Bulk: it shapes the response, not the graph: ``h`` is evaluated at the detached eigenvalues,
+  so it moves ``theta`` only. Otherwise it could lower itself by moving eigenvalues across the
+  edge (out of the noise region) instead of silencing the response there.
 """
 
 from __future__ import annotations
@@ -228,11 +245,17 @@ class SpectralHead(Head):
         full = x + resize_logits(y, x.shape[-2:])  # (B, K, H, W)
         logits = resize_logits(full, out_size)
         # the head's class probabilities at the graph's resolution (softmax of its logits there)
-        probs_low = torch.softmax(x_low + y, 1)  # (B, K, h, w)
+        # The extra terms see the graph as a constant (module docstring, "Gradient paths"): the
+        # response at the detached eigenvalues, the evidence filtered on the detached basis. Same
+        # values as ``response`` and ``y``; only the cross-entropy moves the graph.
+        lam_c, U_c = lam.detach(), U.detach()
+        response_c = self.filter(lam_c)  # (B, k, channels)
+        y_c = spectral_filtering(U_c, response_c, x_low.flatten(2).mT)  # (B, n, K)
+        probs_low = torch.softmax(x_low + y_c.mT.reshape(batch, self.num_classes, h, w), 1)
         edge = self._noise_edge(g_low)  # (B,)
         losses = {
             "rayleigh": rayleigh_quotient_loss(probs_low, L.detach()),
-            "bulk": bulk_penalty(response, lam.detach(), edge),
+            "bulk": bulk_penalty(response_c, lam_c, edge),
         }
         internals = {
             "eigenvalues": lam.detach(),

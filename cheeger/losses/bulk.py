@@ -20,8 +20,12 @@ half-width of a dense noise bulk, which piles up around 1: ``e ~ 0.98`` for a de
 ``width = 0.05`` an eigenvalue ``3 w`` below the edge is weighted ``0.047``, ``3 w`` above
 ``0.953``. ``relative=False`` makes ``width`` absolute.
 
-The eigenvalues and the edge are constants here (detached): the penalty shapes the response,
-not the graph; moving the spectrum out of the bulk is the job of the other losses.
+The eigenvalues and the edge are constants here (detached), but ``response`` is taken as given:
+if it was computed from eigenvalues that carry a gradient (``h(lambda)``), the penalty moves the
+graph through it. To shape the response and not the graph, pass ``h(lambda.detach())``, as the
+spectral head does (:mod:`cheeger.heads.spectral`, "Gradient paths"; tested there): otherwise the
+penalty could lower itself by moving eigenvalues out of the noise region instead of silencing
+the response on it.
 """
 
 from __future__ import annotations
@@ -89,7 +93,8 @@ def bulk_penalty(
         reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for ``(B,)``.
 
     Returns:
-        Scalar (or ``(B,)``), differentiable in ``response`` only.
+        Scalar (or ``(B,)``), differentiable in ``response`` only (and through it in whatever
+        ``response`` was computed from).
 
     Raises:
         ValueError: on shapes that do not match or an unknown reduction.

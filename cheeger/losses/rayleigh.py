@@ -15,6 +15,12 @@ degrees. With ``L`` a prediction constant on each connected component of the gra
 neighbours, leave a small positive floor. The term is warmed up in training (see the design): on
 an uninformative graph it favours a uniform prediction.
 
+The loss is differentiable in the probabilities and in the operator's values: which of them
+may move is the caller's choice. The spectral head passes a detached ``L_sym`` and probabilities
+filtered on the detached eigenpairs, so the term moves the prediction and never the graph (the
+graph would otherwise learn to agree with the prediction: :mod:`cheeger.heads.spectral`,
+"Gradient paths").
+
 The loss takes the operator itself, so a head that already holds ``L_sym`` for its eigensolve
 does not rebuild it; :class:`RayleighQuotientLoss` builds ``L`` or ``L_sym`` from an affinity.
 A sparse operator is applied with a gather/scatter product over its entries, ``O(nnz K)``, never

@@ -19,10 +19,25 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def _head(**options):
+def _head(random_filter: bool = True, **options):
+    """A small head; ``random_filter`` replaces the filter's zero-initialised last layer.
+
+    At initialisation ``h = 1/2`` for every eigenvalue and the filter's first layer gets exactly
+    zero gradient (the last layer's weights are 0): a flat response makes every rotation of the
+    eigenvectors harmless and hides a cut gradient path, so the property tests use a random one.
+    """
     torch.manual_seed(0)
     defaults = dict(stride=4, k=6, graph_channels=6, rank=3)
-    return SpectralHead(8, 3, **{**defaults, **options})
+    head = SpectralHead(8, 3, **{**defaults, **options})
+    if random_filter:
+        with torch.no_grad():
+            for layer in head.filter.layers:
+                layer.weight.normal_(0.0, 1.0)
+                layer.bias.normal_(0.0, 1.0)
+    return head
+
+
+GRAPH_PARAMETERS = ("embed.weight", "embed.bias", "affinity.projection", "affinity.log_sigma")
 
 
 def test_output_contract():
@@ -71,28 +86,39 @@ def test_filtering_is_basis_invariant():
     assert not torch.allclose(spectral_filtering(U @ R2, h, x), ref, atol=1e-6)
 
 
-def test_head_logits_unchanged_under_sign_flip_and_degenerate_rotation(monkeypatch):
-    head = _head().double()
-    feats = torch.rand(1, 8, 24, 32, dtype=torch.float64)
+def _transformed_logits(monkeypatch, head, feats, pair):
+    """Logits (``lambda_2 := lambda_1`` forced): plain, and with ``pair`` rotated, signs flipped."""
     real_eigsh = spectral_module.eigsh
     calls = {}
 
     def patched(L, k, eps=None, **kw):
         lam, U = real_eigsh(L, k, eps, **kw)
         lam = lam.clone()
-        lam[..., 2] = lam[..., 1]  # force a degenerate pair so that rotating it is legitimate
+        lam[..., 2] = lam[..., 1]  # a degenerate pair (1, 2): rotating it is legitimate
         T = torch.eye(k, dtype=U.dtype)
         if calls.get("transform"):
             c, s = 0.6, 0.8
-            T[1:3, 1:3] = torch.tensor([[c, -s], [s, c]], dtype=U.dtype)
+            i, j = pair
+            T[[i, i, j, j], [i, j, i, j]] = torch.tensor([c, -s, s, c], dtype=U.dtype)
             T = T @ torch.diag(torch.tensor([-1.0] + [1.0] * (k - 2) + [-1.0], dtype=U.dtype))
         return lam, U @ T
 
     monkeypatch.setattr(spectral_module, "eigsh", patched)
     plain = head(feats, (24, 32)).logits
     calls["transform"] = True
-    turned = head(feats, (24, 32)).logits
+    return plain, head(feats, (24, 32)).logits
+
+
+def test_head_logits_unchanged_under_sign_flip_and_degenerate_rotation(monkeypatch):
+    head = _head().double()
+    feats = torch.rand(1, 8, 24, 32, dtype=torch.float64)
+    plain, turned = _transformed_logits(monkeypatch, head, feats, (1, 2))
     assert torch.allclose(plain, turned, atol=1e-10)
+    # not vacuous: the random filter separates the eigenvalues, so rotating a NON-degenerate pair
+    # (a broken head) changes the logits far above the tolerance (with the flat initial filter,
+    # h = 1/2 everywhere, it changed them by 2e-16)
+    plain, broken = _transformed_logits(monkeypatch, head, feats, (2, 3))
+    assert (plain - broken).abs().max() > 1e-4
 
 
 def test_noise_edge_is_cached_between_estimates(monkeypatch):
@@ -119,8 +145,39 @@ def test_gradients_reach_every_parameter_and_are_finite():
     for name, p in head.named_parameters():
         assert p.grad is not None, name
         assert torch.isfinite(p.grad).all(), name
-    assert head.affinity.log_sigma.grad.abs() > 0 or head.affinity.projection.grad.abs().sum() > 0
+        assert p.grad.abs().sum() > 0, name  # reached: every entry zero means a cut path
     assert torch.isfinite(feats.grad).all()
+
+
+def _gradients(term: torch.Tensor, head: SpectralHead) -> dict[str, torch.Tensor]:
+    names, params = zip(*head.named_parameters(), strict=True)
+    grads = torch.autograd.grad(term, params, retain_graph=True, allow_unused=True)
+    return {n: torch.zeros_like(p) if g is None else g for n, p, g in zip(names, params, grads,
+                                                                         strict=True)}  # fmt: skip
+
+
+def test_gradient_paths_only_the_cross_entropy_moves_the_graph():
+    # the decision of the module docstring ("Gradient paths"): bulk and Rayleigh see the graph as
+    # a constant; the logits (hence the cross-entropy) move it
+    head = _head().double()
+    feats = torch.rand(2, 8, 24, 32, dtype=torch.float64, requires_grad=True)
+    out = head(feats, (24, 32))
+    target = torch.randint(0, 3, (2, 24, 32))
+    ce = torch.nn.functional.cross_entropy(out.logits, target)
+    grads = {name: _gradients(term, head) for name, term in
+             [("ce", ce), ("rayleigh", out.losses["rayleigh"]), ("bulk", out.losses["bulk"])]}
+    assert out.losses["bulk"] > 0 and out.losses["rayleigh"] > 0  # both terms are live here
+    for name in GRAPH_PARAMETERS:
+        assert grads["ce"][name].abs().sum() > 0, name
+        assert grads["rayleigh"][name].abs().max() == 0, name
+        assert grads["bulk"][name].abs().max() == 0, name
+    # what each term may move, it does move
+    filter_names = [n for n, _ in head.named_parameters() if n.startswith("filter.")]
+    for name in filter_names:
+        assert grads["bulk"][name].abs().sum() > 0, name
+        assert grads["rayleigh"][name].abs().sum() > 0, name
+    assert grads["rayleigh"]["classifier.weight"].abs().sum() > 0
+    assert grads["bulk"]["classifier.weight"].abs().max() == 0
 
 
 @pytest.mark.parametrize("neighbourhood", ["grid", "knn"])

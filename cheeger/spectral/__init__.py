@@ -34,15 +34,19 @@ from cheeger.spectral.marchenko_pastur import (
     tracy_widom_scale,
 )
 from cheeger.spectral.noise import (
+    BOUNDS,
     NULLS,
     NoiseFloor,
     analytic_noise_edge,
     noise_floor,
     null_features,
     null_noise_edge,
+    prediction_bound,
+    student_t_quantile,
 )
 
 __all__ = [
+    "BOUNDS",
     "FILTERS",
     "NULLS",
     "TW1_QUANTILE_99",
@@ -65,7 +69,9 @@ __all__ = [
     "noise_variance",
     "null_features",
     "null_noise_edge",
+    "prediction_bound",
     "spike_detection_threshold",
+    "student_t_quantile",
     "tracy_widom_scale",
     "truncation_filter",
 ]

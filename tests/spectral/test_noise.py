@@ -22,6 +22,8 @@ from cheeger.spectral import (
     noise_variance,
     null_features,
     null_noise_edge,
+    prediction_bound,
+    student_t_quantile,
 )
 
 CHANNELS, SIDE, SIGMA, BATCH, K = 16, 16, 4.0, 8, 8
@@ -94,7 +96,9 @@ def test_null_and_analytic_routes_agree_on_dense_graphs(planted, make_affinity):
     affinity = make_affinity("dense", CHANNELS, SIGMA)
     features = planted(BATCH, CHANNELS, SIDE, 2, 0.0, seed=4)
     null_edge, nu = null_noise_edge(features, affinity, return_samples=True)  # nu: (P, B)
-    analytic = noise_floor(features, affinity, method="analytic")
+    # the same miss rate on both routes: the null's default 5% bound against the analytic edge
+    # 0.98 Tracy-Widom scales below the bulk (the 95% quantile of TW1)
+    analytic = noise_floor(features, affinity, method="analytic", tw_quantile=0.98)
     points = features.flatten(2).mT
     variance = noise_variance(points)
     bulk, tw_scale = kernel_bulk_edge(SIDE**2, CHANNELS, variance, SIGMA)  # (B,), (B,)
@@ -106,7 +110,7 @@ def test_null_and_analytic_routes_agree_on_dense_graphs(planted, make_affinity):
     # and the two edges agree: on average within one TW scale, per image within four
     assert float((null_edge - analytic).mean().abs()) < float(tw_scale.mean())
     assert bool(((null_edge - analytic).abs() < 4 * tw_scale).all())
-    torch.testing.assert_close(analytic, analytic_noise_edge(points, SIGMA))
+    torch.testing.assert_close(analytic, analytic_noise_edge(points, SIGMA, tw_quantile=0.98))
 
 
 def test_deterministic_under_a_seed_or_generator(planted, make_affinity):
@@ -193,22 +197,56 @@ def test_pixel_null_rows_are_permutations():
             assert torch.equal(columns[columns[:, 0].argsort()], original)
 
 
-def test_null_samples_and_margin(planted, make_affinity):
+def test_null_samples_and_bounds(planted, make_affinity):
     affinity = make_affinity("dense", CHANNELS, SIGMA)
     features = planted(3, CHANNELS, 8, 2, 0.0, seed=8)
     edge, nu = null_noise_edge(features, affinity, num_samples=5, return_samples=True)
     assert nu.shape == (5, 3)
-    expected = nu.amin(0) - (nu.amax(0) - nu.amin(0))
-    torch.testing.assert_close(edge, expected.clamp_min(0))
-    loose = null_noise_edge(features, affinity, num_samples=5, margin=0.0)
+    # default: the Gaussian prediction bound at a 5% miss rate, t_{4, 0.95} = 2.1318
+    expected = nu.mean(0) - 2.131847 * nu.std(0) * (1 + 1 / 5) ** 0.5
+    torch.testing.assert_close(edge, expected.clamp_min(0), rtol=1e-6, atol=0)
+    ranged = null_noise_edge(features, affinity, num_samples=5, bound="range")
+    torch.testing.assert_close(ranged, (nu.amin(0) - (nu.amax(0) - nu.amin(0))).clamp_min(0))
+    loose = null_noise_edge(features, affinity, num_samples=5, bound="range", margin=0.0)
     torch.testing.assert_close(loose, nu.amin(0))
+
+
+def test_student_t_quantile_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for dof in (1, 2, 3, 5, 10, 30):
+        for q in (0.5, 0.9, 0.95, 0.975, 0.99):
+            expected = stats.t.ppf(q, dof)
+            assert abs(student_t_quantile(q, dof) - expected) <= 1e-6 * max(1.0, abs(expected))
+
+
+@pytest.mark.parametrize(("bound", "samples", "low", "high"),
+                         [("t", 2, 0.04, 0.06), ("t", 4, 0.04, 0.06), ("t", 8, 0.04, 0.06),
+                          ("range", 2, 0.15, 0.19), ("range", 4, 0.02, 0.04)])  # fmt: skip
+def test_prediction_bound_miss_rate_on_gaussian_draws(bound, samples, low, high):
+    # the stated per-draw miss rates: 5% for "t" at every P, 1/6 (P = 2) and 3% (P = 4) for
+    # "range", on 40,000 repetitions of (P draws for the bound, one new draw)
+    g = torch.Generator().manual_seed(0)
+    draws = 1.0 + 0.01 * torch.randn(samples + 1, 40_000, generator=g, dtype=torch.float64)
+    edge = prediction_bound(draws[:samples], bound)
+    miss = float((draws[samples] < edge).double().mean())
+    assert low <= miss <= high, miss
+
+
+def test_prediction_bound_rejects_bad_settings():
+    nu = torch.rand(3, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="bound must be"):
+        prediction_bound(nu, "quantile")
+    with pytest.raises(ValueError, match="miss_rate"):
+        prediction_bound(nu, "t", miss_rate=0.7)
+    with pytest.raises(ValueError, match=">= 2 samples"):
+        prediction_bound(nu[:1])
 
 
 def test_module_matches_function(planted, make_affinity):
     affinity = make_affinity("grid", CHANNELS, SIGMA)
     features = planted(2, CHANNELS, 8, 2, 1.0, seed=9)
-    module = NoiseFloor(num_samples=3, margin=0.5)
-    expected = noise_floor(features, affinity, num_samples=3, margin=0.5)
+    module = NoiseFloor(num_samples=3, bound="range", margin=0.5)
+    expected = noise_floor(features, affinity, num_samples=3, bound="range", margin=0.5)
     torch.testing.assert_close(module(features, affinity), expected)
     assert "num_samples=3" in repr(module)
 
@@ -230,5 +268,9 @@ def test_bad_inputs_raise(make_affinity):
         null_features(features, "channels")
     with pytest.raises(ValueError, match="unknown option"):
         NoiseFloor(samples=3)
+    with pytest.raises(ValueError, match="bound must be"):
+        NoiseFloor(bound="quantile")
+    with pytest.raises(ValueError, match="miss_rate"):
+        noise_floor(features, grid, miss_rate=0.0)
     with pytest.raises(ValueError, match=r"\(B, n, d\)"):
         analytic_noise_edge(features, 1.0)

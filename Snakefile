@@ -1,6 +1,7 @@
 # The cheeger study: prepare -> train {head} x {seed} -> evaluate -> ablations of the spectral
-# head, the trial (study.trial), eigensolver scaling and gradient stability sweeps -> report (tables, figures,
-# metrics.json and README.md in results/).
+# head, the trial (study.trial), eigensolver scaling and gradient stability sweeps -> report (tables,
+# figures, metrics.json and README.md), every file of a profile in results/<profile>/
+# (cheeger/study/layout.py). Each job also reads its fingerprint (workflow/rules/common.smk).
 #
 #   snakemake --cores all --workflow-profile workflow/profiles/local     (what `make study` runs)
 #   SNAKEMAKE_PROFILE=workflow/profiles/slurm snakemake                   (a SLURM cluster)
@@ -19,6 +20,7 @@ configfile: "params.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/fingerprint.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
@@ -40,6 +42,7 @@ wildcard_constraints:
 # Rules that only gather targets, or are small, run on the submitting machine, never as jobs.
 localrules:
     all,
+    fingerprint,
     train,
     evaluate,
     ablation,

@@ -7,7 +7,7 @@ package. To add a stage (train, evaluate, scaling, report) write that pair and a
 exit with status 1; ``--debug`` shows the traceback instead.
 
 Example:
-    $ cheeger prepare --params params.yaml --profile embedded --out results/prepared/embedded
+    $ cheeger prepare --params params.yaml --profile embedded --out results/embedded/prepared
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _add_prepare(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_params_arguments(parser)
     parser.add_argument(
-        "--out", type=Path, required=True, help="output folder, e.g. results/prepared/<profile>"
+        "--out", type=Path, required=True, help="output folder, e.g. results/<profile>/prepared"
     )
     parser.add_argument(
         "--limit", type=int, help="keep the first N images per split (overrides the profile)"
@@ -285,11 +285,13 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
         help="the study's tables, figures, metrics.json and README.md",
         description="Aggregate every run, evaluation, ablation and sweep of the profile (mean, "
         "std and t intervals over seeds, Welch comparison of the heads) into --out: README.md, "
-        "metrics.json, tables/ (CSV, Markdown, LaTeX) and figures/ (PNG, PDF).",
+        "metrics.json, tables/ (CSV, Markdown, LaTeX) and figures/ (PNG, PDF); by default in "
+        "the profile's folder, <results>/<profile>/.",
     )
     _add_params_arguments(parser)
     _add_results_argument(parser)
-    parser.add_argument("--out", type=Path, required=True, help="report folder, e.g. results")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="report folder (default: <results>/<profile>)")
     parser.add_argument("--no-figures", action="store_true", help="tables and text only")
     parser.add_argument("--no-panel", action="store_true", help="skip the qualitative panel")
     parser.add_argument("--threads", type=_positive_int, help="torch CPU threads")
@@ -303,7 +305,7 @@ def _run_report(args: argparse.Namespace) -> int:
     metrics = make_report(args.params, args.profile, results=args.results, out=args.out,
                           figures=not args.no_figures, panel=not args.no_panel)  # fmt: skip
     print(f"report of {metrics['profile']} ({metrics['split']} split, {metrics['seeds']} seeds) "
-          f"-> {args.out / 'README.md'}")  # fmt: skip
+          f"-> {(args.out or args.results / metrics['profile']) / 'README.md'}")  # fmt: skip
     return 0
 
 
@@ -312,9 +314,9 @@ def _add_trial(subparsers: argparse._SubParsersAction) -> None:
         "trial",
         help="compare the trial (study.trial) with the study's heads",
         description="Read the trial runs' and the main runs' evaluations on the report split and "
-        "write <results>/trial/<profile>/<name>.{csv,md,tex} and summary.json: mean, std and t "
-        "intervals over seeds, and the trial minus each head with Welch's interval and verdict "
-        "(summary.json alone when the profile has no trial).",
+        "write <results>/<profile>/trial/compare/<name>.{csv,md,tex} and summary.json: "
+        "mean, std and t intervals over seeds, and the trial minus each head with Welch's "
+        "interval and verdict (summary.json alone when the profile has no trial).",
     )
     _add_params_arguments(parser)
     _add_results_argument(parser)

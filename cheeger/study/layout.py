@@ -1,20 +1,28 @@
-"""Where every file of the study lives, shared by the ``Snakefile`` and the report.
+"""Where every file of the study lives, shared by the ``Snakefile``, ``dvc.yaml`` and the report.
 
 Paths are relative to the results folder (``results/`` in the pipeline) and written as
 ``str.format`` patterns whose fields are also the Snakemake wildcards, so a rule's output and
-the report's input are the same string. Everything a profile produces before the report sits
-under a folder named for the profile, so switching profiles never overwrites another profile's
-runs. One folder per DVC stage (``prepared``, ``runs``, ``eval``, ``ablation``, ``trial``,
-``scaling``, ``gradients``): DVC outputs must not overlap.
+the report's input are the same string. Every file a profile produces, its report included,
+sits under ``<profile>/``, so no profile's run ever writes another profile's files (``make
+study`` builds ``results/embedded/`` beside the committed ``results/camvid/``). One folder per
+DVC stage output (``prepared``, ``runs``, ``eval``, ``ablation``, ``trial/{runs,eval,compare}``,
+``scaling``, ``gradients``; the report's ``README.md``, ``metrics.json``, ``tables``,
+``figures``): DVC outputs must not overlap.
 
 A training run's folder (``RUN``) is not a declared output: its completion marker
 (``RUN_DONE``, a copy of the run's ``final.json`` written after training) is. A killed job thus
 leaves its checkpoints for ``cheeger train`` to resume, and a job Snakemake reruns because its
 settings or code changed finds a finished run (with ``final.json``) and starts it afresh.
 
+``FINGERPRINT`` records, for each job, a digest of the code and settings that made its outputs
+(:mod:`cheeger.study.fingerprint`); the digest is in the file name, so a job whose digest
+changed lacks its file and is rerun, whatever the files' modification times.
+
 Example:
     >>> Layout("results").path(EVAL, profile="embedded", head="conv", seed=0, split="test")
-    PosixPath('results/eval/embedded/conv/seed0/test.json')
+    PosixPath('results/embedded/eval/conv/seed0/test.json')
+    >>> Layout("results").path(METRICS, profile="camvid")
+    PosixPath('results/camvid/metrics.json')
 """
 
 from __future__ import annotations
@@ -29,13 +37,19 @@ __all__ = [
     "ABLATION_PARAMS",
     "ABLATION_RUN",
     "EVAL",
+    "FIGURES",
+    "FINGERPRINT",
     "GRADIENTS",
+    "METRICS",
     "PREPARED",
+    "README",
+    "REPORT",
     "RUN",
     "RUN_DONE",
     "SCALING",
     "SCALING_TABLE",
     "STAGE_CODE",
+    "TABLES",
     "TRIAL_DONE",
     "TRIAL_EVAL",
     "TRIAL_PARAMS",
@@ -46,25 +60,34 @@ __all__ = [
     "StudyFileError",
 ]
 
-PREPARED = "prepared/{profile}"
-RUN = "runs/{profile}/{head}/seed{seed}"
-RUN_DONE = "runs/{profile}/{head}/seed{seed}.json"
-EVAL = "eval/{profile}/{head}/seed{seed}/{split}.json"
-ABLATION_RUN = "ablation/{profile}/runs/{axis}/{value}/seed{seed}"
-ABLATION_PARAMS = "ablation/{profile}/runs/{axis}/{value}/seed{seed}.params.yaml"
-ABLATION_DONE = "ablation/{profile}/runs/{axis}/{value}/seed{seed}.json"
-ABLATION_EVAL = "ablation/{profile}/eval/{axis}/{value}/seed{seed}/{split}.json"
-SCALING = "scaling/{profile}/eigensolvers.json"
-SCALING_TABLE = "scaling/{profile}/eigensolvers.csv"
-GRADIENTS = "gradients/{profile}/gradients.csv"
+PREPARED = "{profile}/prepared"
+RUN = "{profile}/runs/{head}/seed{seed}"
+RUN_DONE = "{profile}/runs/{head}/seed{seed}.json"
+EVAL = "{profile}/eval/{head}/seed{seed}/{split}.json"
+ABLATION_RUN = "{profile}/ablation/runs/{axis}/{value}/seed{seed}"
+ABLATION_PARAMS = "{profile}/ablation/runs/{axis}/{value}/seed{seed}.params.yaml"
+ABLATION_DONE = "{profile}/ablation/runs/{axis}/{value}/seed{seed}.json"
+ABLATION_EVAL = "{profile}/ablation/eval/{axis}/{value}/seed{seed}/{split}.json"
+SCALING = "{profile}/scaling/eigensolvers.json"
+SCALING_TABLE = "{profile}/scaling/eigensolvers.csv"
+GRADIENTS = "{profile}/gradients/gradients.csv"
 # The trial (study.trial): run folders (cached by DVC), evaluations and the comparison with the
 # heads (committed): three folders, three DVC outputs.
-TRIAL_RUN = "trial/{profile}/runs/{trial}/seed{seed}"
-TRIAL_PARAMS = "trial/{profile}/runs/{trial}/seed{seed}.params.yaml"
-TRIAL_DONE = "trial/{profile}/runs/{trial}/seed{seed}.json"
-TRIAL_EVAL = "trial/{profile}/eval/{trial}/seed{seed}/{split}.json"
-TRIAL_TABLE = "trial/{profile}/compare/{trial}"  # + .csv, .md, .tex
-TRIAL_SUMMARY = "trial/{profile}/compare/summary.json"  # written with or without a trial
+TRIAL_RUN = "{profile}/trial/runs/{trial}/seed{seed}"
+TRIAL_PARAMS = "{profile}/trial/runs/{trial}/seed{seed}.params.yaml"
+TRIAL_DONE = "{profile}/trial/runs/{trial}/seed{seed}.json"
+TRIAL_EVAL = "{profile}/trial/eval/{trial}/seed{seed}/{split}.json"
+TRIAL_TABLE = "{profile}/trial/compare/{trial}"  # + .csv, .md, .tex
+TRIAL_SUMMARY = "{profile}/trial/compare/summary.json"  # written with or without a trial
+# The report (cheeger report): its folder and the four outputs DVC tracks in it.
+REPORT = "{profile}"
+README = "{profile}/README.md"
+METRICS = "{profile}/metrics.json"
+TABLES = "{profile}/tables"
+FIGURES = "{profile}/figures"
+# A job's fingerprint: {job} is the rule's name and its wildcards ("train_run/conv/seed0"),
+# {digest} the digest of its code and settings.
+FINGERPRINT = "{profile}/fingerprints/{job}/{digest}.json"
 
 _TRAINING_CODE = ("cheeger/data", "cheeger/graph", "cheeger/heads", "cheeger/linalg",
                   "cheeger/losses", "cheeger/metrics", "cheeger/models", "cheeger/spectral",

@@ -10,7 +10,7 @@ The models are rebuilt from the runs' checkpoints (the ``evaluate.checkpoint`` c
 on validation, or ``last``), exactly as ``cheeger evaluate`` does.
 
 Example:
-    >>> fig = panel_figure(runs, "results/prepared/embedded", "test", 0)  # doctest: +SKIP
+    >>> fig = panel_figure(runs, "results/embedded/prepared", "test", 0)  # doctest: +SKIP
 """
 
 from __future__ import annotations

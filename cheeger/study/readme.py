@@ -1,4 +1,4 @@
-"""``results/README.md``: the study's protocol, numbers, figures and a plain answer.
+"""``results/<profile>/README.md``: the study's protocol, numbers, figures and a plain answer.
 
 The text is generated from the same frames as the tables, so every number in it is one the
 tables hold. It carries no timestamp: rerunning the report on unchanged results rewrites the same

@@ -1,7 +1,8 @@
 """``cheeger report``: the study's tables, figures, ``metrics.json`` and ``README.md``.
 
 Reads every output the pipeline declared for the profile (:mod:`cheeger.study.collect`), and
-writes into ``out`` (``results/`` in the pipeline)::
+writes into ``out`` (default: the profile's report folder, ``results/<profile>/``; see
+:mod:`cheeger.study.layout`)::
 
     README.md        protocol, numbers, figures and the plain answer (cheeger.study.readme)
     metrics.json     per head and metric on the report split: mean, std, t interval; and the
@@ -13,7 +14,7 @@ writes into ``out`` (``results/`` in the pipeline)::
                      (.png, .pdf)
 
 Example:
-    >>> make_report("params.yaml", results="results", out="results")  # doctest: +SKIP
+    >>> make_report("params.yaml", "embedded", results="results")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from cheeger.study import figures as F
 from cheeger.study import tables as T
 from cheeger.study.collect import StudyData, collect_study, read_json
 from cheeger.study.config import StudyConfig, deep_merge, study_section
-from cheeger.study.layout import ABLATION_DONE, PREPARED, RUN, TRIAL_DONE, Layout
+from cheeger.study.layout import ABLATION_DONE, PREPARED, REPORT, RUN, TRIAL_DONE, Layout
 from cheeger.study.panel import panel_figure
 from cheeger.study.readme import REFERENCES, answer, hardware, render_readme
 from cheeger.study.trial import collect_trial, trial_caption, trial_table
@@ -158,12 +159,13 @@ def make_report(
     profile: str | None = None,
     *,
     results: str | os.PathLike = "results",
-    out: str | os.PathLike = "results",
+    out: str | os.PathLike | None = None,
     figures: bool = True,
     panel: bool = True,
 ) -> dict[str, Any]:
     """Write the report of ``profile`` (default: the active one); returns ``metrics.json``.
 
+    ``out=None`` writes into the profile's report folder under ``results`` (``REPORT``).
     ``figures=False`` writes everything but the figures (and ``panel=False`` all but the
     qualitative panel, which loads the runs' models).
 
@@ -174,7 +176,8 @@ def make_report(
     params = load_params(params_path)
     study = StudyConfig.from_params(params, profile)
     config = ReportConfig.from_params(params, study.profile)
-    layout, out = Layout(results), Path(out)
+    layout = Layout(results)
+    out = layout.path(REPORT, profile=study.profile) if out is None else Path(out)
     data = collect_study(study, layout)
     tables, figure_dir = out / "tables", out / "figures"
 

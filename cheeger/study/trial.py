@@ -15,7 +15,7 @@ trial, so the pipeline's trial stage always has an output) and
 
 Example:
     >>> write_trial("params.yaml", "camvid", results="results")  # doctest: +SKIP
-    {'summary': PosixPath('results/trial/camvid/compare/summary.json'), 'csv': ..., ...}
+    {'summary': PosixPath('results/camvid/trial/compare/summary.json'), 'csv': ..., ...}
 """
 
 from __future__ import annotations

@@ -116,11 +116,11 @@ def test_missing_trial_evaluation_is_an_error_naming_it_and_no_trial_a_summary_s
     status = main(["trial", "--params", str(plain / "params.yaml"), "--results",
                    str(plain / "results")])  # fmt: skip
     assert status == 0 and "summary.json" in capsys.readouterr().out
-    summary = json.loads((plain / "results/trial/embedded/compare/summary.json").read_text())
+    summary = json.loads((plain / "results/embedded/trial/compare/summary.json").read_text())
     assert summary == {"profile": "embedded", "trial": None}
-    assert not list((plain / "results/trial/embedded/compare").glob("*.md"))
+    assert not list((plain / "results/embedded/trial/compare").glob("*.md"))
     for folder in ("runs", "eval"):  # the DVC stage's outputs exist, empty
-        assert (plain / "results/trial/embedded" / folder).is_dir()
+        assert (plain / "results/embedded/trial" / folder).is_dir()
     with pytest.raises(ParamsError, match=r"study\.trial: not set for profile 'embedded'"):
         collect_trial(StudyConfig.from_params(small_params()), Layout(plain / "results"))
 

@@ -48,7 +48,9 @@ def expected_jobs(params: dict, profile: str) -> dict[str, int]:
             "ablation_run": ablated * len(ablation_seeds),
             "ablation_evaluate": ablated * len(ablation_seeds),
             "trial_run": trials, "trial_evaluate": trials, "trial_compare": 1,
-            "scaling": 1, "gradients": 1, "report": 1, "all": 1}  # fmt: skip
+            "scaling": 1, "gradients": 1, "report": 1}  # fmt: skip
+    # every job but the targets reads its fingerprint, which one job writes
+    counts.update(fingerprint=sum(counts.values()), all=1)
     return {rule: count for rule, count in counts.items() if count}
 
 
@@ -80,7 +82,7 @@ def test_dry_run_has_the_expected_jobs_per_profile(profile, study_dir, sm, count
     # every command gets its job's threads, so torch never runs more threads than the job has
     shells = [line for line in result.stdout.splitlines()
               if line.startswith("Shell command:") and line != "Shell command: None"]  # fmt: skip
-    assert len(shells) == found["total"] - found["all"]
+    assert len(shells) == found["total"] - found["all"] - found["fingerprint"]
     for shell in shells:
         for command in re.findall(r"cheeger (\w+) [^&]*", shell):
             torchless = ("variant", "trial")  # these run no torch computation
@@ -109,7 +111,7 @@ def test_config_overrides_are_refused_but_the_profile_may_be_chosen(study_dir, s
     chosen = sm(["-n", "-p", "--config", "profile=embedded"], folder)
     assert chosen.returncode == 0, chosen.stdout + chosen.stderr
     assert "--profile embedded" in chosen.stdout
-    assert "results/runs/embedded/" in chosen.stdout
+    assert "results/embedded/runs/" in chosen.stdout
 
 
 MALFORMED = [
@@ -166,19 +168,45 @@ def test_run_marker_is_the_run_folder_plus_json():
     assert L.ABLATION_DONE == L.ABLATION_RUN + ".json"
 
 
-def test_make_study_runs_beside_another_profiles_committed_report(study_dir, sm, counts, repo_root):
-    # a clone holds the committed CamVid report in results/ and no Snakemake metadata: the
-    # command `make study` runs must still build the embedded study, not find `all` satisfied
+def _make_study_args(repo_root, profile="embedded"):
+    """The arguments `make study` gives snakemake (read from the Makefile's recipe)."""
     makefile = (repo_root / "Makefile").read_text().replace("\\\n", " ")
     recipe = re.search(r"^study: .*\n\t(.*)$", makefile, re.MULTILINE).group(1)
     args = shlex.split(recipe.split("/snakemake", 1)[1])
-    args = [a.replace("$(STUDY_PROFILE)", "embedded") for a in args]
-    args = [str(repo_root / a) if a.startswith("workflow/") else a for a in args]
+    args = [a.replace("$(STUDY_PROFILE)", profile) for a in args]
+    return [str(repo_root / a) if a.startswith("workflow/") else a for a in args]
+
+
+def test_make_study_runs_beside_another_profiles_committed_report(study_dir, sm, counts, repo_root):
+    # a clone holds the committed CamVid report in results/camvid/ and no Snakemake metadata:
+    # the command `make study` runs must still build the embedded study, not find `all` satisfied
     folder = study_dir()
     for name in ("README.md", "metrics.json", "tables/heads_test.csv", "figures/curves.png"):
-        (folder / "results" / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / "results" / name).write_text("another profile's report")
-    result = sm(["-n", *args], folder)
+        (folder / "results" / "camvid" / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / "results" / "camvid" / name).write_text("another profile's report")
+    result = sm(["-n", *_make_study_args(repo_root)], folder)
     assert result.returncode == 0, result.stdout + result.stderr
     found = counts(result.stdout)
     assert found.get("train_run") == 6 and found.get("report") == 1, found
+
+
+def test_make_study_writes_no_committed_file(sm, sh, repo_root):
+    # Every file the embedded study (what `make study` runs, in the checkout itself) would write
+    # lies in results/embedded/ or logs/, and git tracks none of them: a profile's run never
+    # writes another profile's committed report.
+    args = [a for a in _make_study_args(repo_root) if not a.startswith("--forcerun")]
+    result = sm([*args, "--summary", "--nolock"], repo_root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    start = next(i for i, row in enumerate(rows) if row[0] == "output_file")
+    outputs = [row[0] for row in rows[start + 1 :] if len(row) > 2]
+    assert len(outputs) > 40 and "results/embedded/metrics.json" in outputs
+    logs = re.findall(r"^    log: (.*)$", sm(["-n", "-F", *args, "--nolock"], repo_root).stdout,
+                      re.MULTILINE)  # fmt: skip
+    assert logs and all(log.startswith("logs/embedded/") for log in logs)
+    outside = [o for o in outputs if not o.startswith("results/embedded/")]
+    assert not outside, outside[:5]
+    for folder in ("results/embedded", "logs"):  # git-ignored, so never committed by mistake
+        assert sh(["git", "check-ignore", "-q", f"{folder}/x"], repo_root).returncode == 0
+    tracked = sh(["git", "ls-files", "--", *outputs], repo_root).stdout.split()
+    assert not tracked, tracked[:5]

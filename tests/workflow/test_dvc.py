@@ -66,30 +66,40 @@ def test_stage_code_and_outputs_are_the_rules(dvc_yaml):
         assert all((REPO / d).exists() for d in deps if "${" not in d and "results" not in d)
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])]
         for template in STAGE_OUTS.get(name, []):
-            folder = "results/" + template.split("{profile}")[0] + "${profile}"
-            assert folder in outs, (name, folder)
+            assert _dvc_path(template, 2) in outs, (name, template)
+        assert all(o.startswith("results/${profile}/") for o in outs), name  # profiles apart
     trial = dvc_yaml["stages"]["trial"]  # runs cached, evaluations and comparison committed
     outs = {next(iter(o)): o[next(iter(o))] for o in trial["outs"]}
     for template in (L.TRIAL_RUN, L.TRIAL_EVAL, L.TRIAL_SUMMARY):
-        folder = "results/" + "/".join(template.split("/")[:3]).replace("{profile}", "${profile}")
-        assert folder in outs, folder
-    assert outs["results/trial/${profile}/runs"].get("cache", True)
-    assert outs["results/trial/${profile}/eval"]["cache"] is False
+        assert _dvc_path(template, 3) in outs, template
+    assert outs["results/${profile}/trial/runs"].get("cache", True)
+    assert outs["results/${profile}/trial/eval"]["cache"] is False
     report = dvc_yaml["stages"]["report"]
-    assert [next(iter(m)) for m in report["metrics"]] == ["results/metrics.json"]
-    assert not any(o in ("results", "results/") for o in report["outs"])  # no overlap
+    assert [next(iter(m)) for m in report["metrics"]] == [_dvc_path(L.METRICS, 2)]
+    assert [next(iter(o)) for o in report["outs"]] == [
+        _dvc_path(t, 2) for t in (L.README, L.TABLES, L.FIGURES)]
+    assert dvc_yaml["plots"][0].startswith(_dvc_path(L.TABLES, 2) + "/")
 
 
-def test_cached_outputs_are_ignored_by_git_and_small_results_are_not():
-    ignored = (REPO / ".gitignore").read_text().split()
-    for folder in ("results/prepared", "results/runs", "results/ablation"):
-        assert f"/{folder}/" in ignored
-    assert "/results/trial/*/runs/" in ignored  # the trial's checkpoints, not its evaluations
-    assert not any(line.startswith(("/results/trial/*/eval", "/results/trial/*/compare"))
-                   for line in ignored)  # fmt: skip
-    for folder in ("results/eval", "results/scaling", "results/gradients", "results/tables"):
-        assert not any(line.startswith(f"/{folder}") for line in ignored)
-    assert "dvc_plots/" in ignored and ".snakemake/" in ignored
+def _dvc_path(template: str, parts: int) -> str:
+    """The DVC output holding a layout template's files: its first ``parts`` parts."""
+    return "results/" + "/".join(template.split("/")[:parts]).replace("{profile}", "${profile}")
+
+
+def test_cached_outputs_are_ignored_by_git_and_small_results_are_not(sh):
+    def ignored(path: str) -> bool:
+        return sh(["git", "check-ignore", "-q", "--no-index", path], REPO).returncode == 0
+
+    for profile in ("camvid", "cityscapes"):  # the DVC-cached folders; the trial's checkpoints
+        for folder in ("prepared", "runs", "ablation", "trial/runs"):
+            assert ignored(f"results/{profile}/{folder}/x"), (profile, folder)
+        for name in ("eval/conv/seed0/test.json", "trial/eval/x/seed0/test.json",
+                     "trial/compare/summary.json", "scaling/eigensolvers.csv",
+                     "gradients/gradients.csv", "tables/heads_test.csv", "figures/panel.png",
+                     "README.md", "metrics.json", "fingerprints/report/0123456789abcdef.json"):
+            assert not ignored(f"results/{profile}/{name}"), (profile, name)  # committed
+    assert ignored("results/embedded/metrics.json")  # `make study` output, never committed
+    assert ignored("dvc_plots/x") and ignored(".snakemake/x")
 
 
 def _git(sh, args, cwd):
@@ -110,7 +120,9 @@ def _copy_project(target: Path) -> None:
 
 
 @pytest.mark.slow
-def test_dvc_repro_then_an_experiment_and_its_metrics_diff(tmp_path, repo_params, shrink, sh):
+def test_dvc_repro_an_experiment_its_metrics_diff_and_a_pull_from_the_remote(
+    tmp_path, repo_params, shrink, sh
+):
     repo = tmp_path / "clone"
     repo.mkdir()
     _copy_project(repo)
@@ -119,6 +131,9 @@ def test_dvc_repro_then_an_experiment_and_its_metrics_diff(tmp_path, repo_params
     params = shrink(repo_params)  # and smaller still: one seed, one ablation run
     params["profiles"]["embedded"]["seeds"] = [0]
     params["study"]["ablation"]["axes"].pop("filter")
+    # a profile of its own, committed like camvid's (the embedded one is git-ignored)
+    params["profiles"]["tiny"] = params["profiles"].pop("embedded")
+    params["profile"] = "tiny"
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _git(sh, ["init", "-q"], repo)
     _git(sh, ["add", "-A"], repo)
@@ -128,11 +143,13 @@ def test_dvc_repro_then_an_experiment_and_its_metrics_diff(tmp_path, repo_params
     result = sh(["dvc", "repro"], repo, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     repro_seconds = time.perf_counter() - start
-    metrics = json.loads((repo / "results" / "metrics.json").read_text())
-    assert metrics["profile"] == "embedded" and metrics["seeds"] == 1
-    readme = (repo / "results" / "README.md").read_text()
+    results = repo / "results" / "tiny"
+    metrics = json.loads((results / "metrics.json").read_text())
+    assert metrics["profile"] == "tiny" and metrics["seeds"] == 1
+    readme = (results / "README.md").read_text()
     assert "**No answer beyond noise is possible**" in readme  # one seed: said, not faked
-    assert (repo / "results" / "figures" / "panel.png").stat().st_size > 1000
+    assert (results / "figures" / "panel.png").stat().st_size > 1000
+    assert sorted(p.name for p in (repo / "results").iterdir()) == ["tiny"]  # profiles apart
     status = sh(["dvc", "status"], repo)
     assert "up to date" in status.stdout, status.stdout
     dry = sh(["snakemake", "-n"], repo)
@@ -140,7 +157,25 @@ def test_dvc_repro_then_an_experiment_and_its_metrics_diff(tmp_path, repo_params
     _git(sh, ["add", "-A"], repo)
     _git(sh, ["commit", "-qm", "results"], repo)
 
-    runs = repo / "results" / "runs" / "embedded"
+    # the default remote (.dvc/config: a folder beside the checkout) takes the cached outputs;
+    # another clone pulls them and re-evaluates a committed run to the same JSON, byte for byte
+    push = sh(["dvc", "push"], repo, timeout=600)
+    assert push.returncode == 0, push.stdout + push.stderr
+    assert (tmp_path / "cheeger-dvc-store").is_dir()
+    other = tmp_path / "other"
+    _git(sh, ["clone", "-q", str(repo), str(other)], tmp_path)
+    (other / "results" / "tiny" / "runs").exists() and pytest.fail("runs are not in git")
+    pull = sh(["dvc", "pull"], other, timeout=600)
+    assert pull.returncode == 0, pull.stdout + pull.stderr
+    committed = results / "eval" / "spectral" / "seed0" / "test.json"
+    again = sh(["cheeger", "evaluate", "--params", "params.yaml", "--run",
+                "results/tiny/runs/spectral/seed0", "--data", "results/tiny/prepared",
+                "--split", "test", "--out", str(tmp_path / "again.json"), "--threads", "1"],
+               other)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (tmp_path / "again.json").read_bytes() == committed.read_bytes()
+
+    runs = results / "runs"
     conv_mtime = (runs / "conv" / "seed0.json").stat().st_mtime_ns
     spectral_mtime = (runs / "spectral" / "seed0.json").stat().st_mtime_ns
     spectral_loss = (runs / "spectral" / "seed0" / "history.csv").read_text()
@@ -155,7 +190,7 @@ def test_dvc_repro_then_an_experiment_and_its_metrics_diff(tmp_path, repo_params
     assert (runs / "spectral" / "seed0" / "history.csv").read_text() != spectral_loss
     diff = sh(["dvc", "metrics", "diff", "--all", "--json"], repo)
     assert diff.returncode == 0, diff.stderr
-    table = json.loads(diff.stdout)["results/metrics.json"]
+    table = json.loads(diff.stdout)["results/tiny/metrics.json"]
     assert {"conv.miou.mean", "spectral.miou.mean", "spectral_minus_conv.miou.difference"} <= set(
         table)  # fmt: skip
     assert all(row["diff"] == 0 for key, row in table.items() if key.startswith("conv."))

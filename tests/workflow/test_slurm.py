@@ -115,6 +115,6 @@ def test_slurm_executor_submits_with_gpu_flags(study_dir, sm, shrink, tmp_path):
     assert train[train.index("-p") + 1] == "gpu" and train[train.index("-t") + 1] == "720"
     assert "--gpus=1" not in prepare and prepare[prepare.index("-p") + 1] == "cpu"
     assert all(not any(a.startswith(("--gres", "-G")) for a in c) for c in calls)
-    assert (folder / "results" / "gradients" / "embedded" / "gradients.csv").is_file()
-    done = folder / "results" / "runs" / "embedded" / "conv" / "seed0.json"
+    assert (folder / "results" / "embedded" / "gradients" / "gradients.csv").is_file()
+    done = folder / "results" / "embedded" / "runs" / "conv" / "seed0.json"
     assert json.loads(done.read_text())["head"] == "conv"

@@ -7,16 +7,14 @@ rule ablation_run:
     input:
         data=path(L.PREPARED),
         code=code("ablation"),
+        fingerprint=fingerprint_file("ablation_run", "ablation", ablation_settings),
     output:
         done=path(L.ABLATION_DONE),
         params=path(L.ABLATION_PARAMS),
     params:
         params_file=PARAMS,
         profile=PROFILE,
-        settings=lambda wildcards: {
-            "base": run_settings(STUDY.ablation_head),
-            "set": STUDY.axis(wildcards.axis).settings(wildcards.value),
-        },
+        settings=ablation_settings,
         set=lambda wildcards: set_arguments(STUDY.axis(wildcards.axis).settings(wildcards.value)),
         head=STUDY.ablation_head,
         run=lambda wildcards, output: output.done.removesuffix(".json"),
@@ -35,6 +33,7 @@ rule ablation_evaluate:
         params=path(L.ABLATION_PARAMS),
         data=path(L.PREPARED),
         code=code("evaluate"),
+        fingerprint=fingerprint_file("ablation_evaluate", "evaluate", EVALUATE_SETTINGS),
     output:
         path(L.ABLATION_EVAL),
     params:

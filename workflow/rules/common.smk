@@ -7,6 +7,12 @@
 # reach them); only `--config profile=NAME`, which chooses a profile block, is allowed.
 # The `params` of each job list the settings its command reads, so Snakemake reruns the job
 # when they change (the same keys DVC watches in dvc.yaml).
+#
+# Each job also reads its fingerprint (`fingerprint_file(...)` below), a file named for the
+# digest of its code and settings (cheeger.study.fingerprint). A changed digest names a missing
+# file, which the `fingerprint` job writes, so the job reading it is rerun. This needs neither
+# Snakemake's metadata nor meaningful mtimes, which a fresh clone has not (the file is `ancient`,
+# its own mtime ignored). Comments and formatting of Python code do not change a digest.
 
 import json
 import os
@@ -20,6 +26,7 @@ from snakemake.utils import validate
 from cheeger.config import ParamsError, load_params
 from cheeger.study import layout as L
 from cheeger.study.config import StudyConfig, deep_merge, study_section
+from cheeger.study.fingerprint import job_fingerprint, write_fingerprint
 
 PARAMS = "params.yaml"
 RESULTS = "results"
@@ -96,6 +103,25 @@ def code(stage):
     return files
 
 
+# job ("rule/wildcard/..."): its fingerprint record, filled as the DAG asks for fingerprints
+FINGERPRINTS = {}
+
+
+def fingerprint_file(name, stage, settings):
+    """Input function giving the fingerprint file of each job of the rule called `name`, from
+    the code of `stage` (L.STAGE_CODE) and `settings`, a value or a function of the wildcards
+    (the rule's params.settings)."""
+
+    def inputs(wildcards):
+        job = "/".join([name, *map(str, wildcards)])
+        value = settings(wildcards) if callable(settings) else settings
+        digest, record = job_fingerprint(job, value, code(stage))
+        FINGERPRINTS[job] = record
+        return ancient(path(L.FINGERPRINT).format(job=job, digest=digest))
+
+    return inputs
+
+
 def run_settings(head):
     """The settings a training run of `head` depends on."""
     keys = _HEAD_LOSS_KEYS.get(head)
@@ -109,6 +135,25 @@ def run_settings(head):
         "evaluate": {k: v for k, v in EVALUATE_SETTINGS.items() if k != "checkpoint"},
         "augment": config.get("data", {}).get("augment", {}),
     }
+
+
+# The settings of the jobs of each rule that are not a plain section (their params.settings).
+def train_settings(wildcards):
+    return run_settings(wildcards.head)
+
+
+def ablation_settings(wildcards):
+    return {
+        "base": run_settings(STUDY.ablation_head),
+        "set": STUDY.axis(wildcards.axis).settings(wildcards.value),
+    }
+
+
+def trial_settings(wildcards):
+    return {"base": run_settings(STUDY.trial.head), "set": dict(STUDY.trial.settings)}
+
+
+TRIAL_COMPARE_SETTINGS = {k: STUDY_SETTINGS.get(k) for k in ("trial", "report")}
 
 
 def set_arguments(settings):

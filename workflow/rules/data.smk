@@ -4,6 +4,7 @@
 rule prepare:
     input:
         code=code("data"),
+        fingerprint=fingerprint_file("prepare", "data", PREPARE_SETTINGS),
     output:
         directory(path(L.PREPARED)),
     params:

@@ -8,6 +8,7 @@ rule evaluate_run:
         done=path(L.RUN_DONE),
         data=path(L.PREPARED),
         code=code("evaluate"),
+        fingerprint=fingerprint_file("evaluate_run", "evaluate", EVALUATE_SETTINGS),
     output:
         path(L.EVAL),
     params:

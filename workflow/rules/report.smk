@@ -1,4 +1,5 @@
-# The report: tables, figures, metrics.json and README.md of the active profile in results/.
+# The report: tables, figures, metrics.json and README.md of the active profile in its folder,
+# results/<profile>/ (L.REPORT).
 
 
 rule report:
@@ -12,15 +13,18 @@ rule report:
         gradients=path(L.GRADIENTS),
         data=path(L.PREPARED),
         code=code("report"),
+        fingerprint=fingerprint_file("report", "report", STUDY_SETTINGS),
     output:
-        readme=f"{RESULTS}/README.md",
-        metrics=f"{RESULTS}/metrics.json",
-        tables=directory(f"{RESULTS}/tables"),
-        figures=directory(f"{RESULTS}/figures"),
+        readme=path(L.README),
+        metrics=path(L.METRICS),
+        tables=directory(path(L.TABLES)),
+        figures=directory(path(L.FIGURES)),
     params:
         params_file=PARAMS,
         profile=PROFILE,
-        results=lambda wildcards, output: os.path.dirname(output.readme),
+        # results/ and results/<profile>/: the README's folders, as deep as the layout says
+        results=lambda wildcards, output: Path(output.readme).parents[len(Path(L.README).parts) - 1],
+        out=lambda wildcards, output: Path(output.readme).parent,
         settings=STUDY_SETTINGS,
     log:
         log("report"),
@@ -29,4 +33,4 @@ rule report:
         ENV
     shell:
         "cheeger report --params {params.params_file} --profile {params.profile} --results {params.results} "
-        "--out {params.results} --threads {threads} > {log} 2>&1"
+        "--out {params.out} --threads {threads} > {log} 2>&1"

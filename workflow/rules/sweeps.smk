@@ -5,6 +5,7 @@
 rule scaling:
     input:
         code=code("scaling"),
+        fingerprint=fingerprint_file("scaling", "scaling", STUDY_SETTINGS.get("scaling", {})),
     output:
         json=path(L.SCALING),
         table=path(L.SCALING_TABLE),
@@ -28,6 +29,7 @@ rule scaling:
 rule gradients:
     input:
         code=code("gradients"),
+        fingerprint=fingerprint_file("gradients", "gradients", STUDY_SETTINGS.get("gradients", {})),
     output:
         path(L.GRADIENTS),
     params:

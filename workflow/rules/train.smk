@@ -11,12 +11,13 @@ rule train_run:
     input:
         data=path(L.PREPARED),
         code=code("train"),
+        fingerprint=fingerprint_file("train_run", "train", train_settings),
     output:
         done=path(L.RUN_DONE),
     params:
         params_file=PARAMS,
         profile=PROFILE,
-        settings=lambda wildcards: run_settings(wildcards.head),
+        settings=train_settings,
         run=lambda wildcards, output: output.done.removesuffix(".json"),
     log:
         log("train/{head}-seed{seed}"),

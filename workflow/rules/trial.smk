@@ -7,14 +7,14 @@ rule trial_run:
     input:
         data=path(L.PREPARED),
         code=code("ablation"),
+        fingerprint=fingerprint_file("trial_run", "ablation", trial_settings),
     output:
         done=path(L.TRIAL_DONE),
         params=path(L.TRIAL_PARAMS),
     params:
         params_file=PARAMS,
         profile=PROFILE,
-        settings=lambda wildcards: {"base": run_settings(STUDY.trial.head),
-                                    "set": dict(STUDY.trial.settings)},
+        settings=trial_settings,
         set=lambda wildcards: set_arguments(STUDY.trial.settings),
         head=lambda wildcards: STUDY.trial.head,
         run=lambda wildcards, output: output.done.removesuffix(".json"),
@@ -33,6 +33,7 @@ rule trial_evaluate:
         params=path(L.TRIAL_PARAMS),
         data=path(L.PREPARED),
         code=code("evaluate"),
+        fingerprint=fingerprint_file("trial_evaluate", "evaluate", EVALUATE_SETTINGS),
     output:
         path(L.TRIAL_EVAL),
     params:
@@ -54,6 +55,7 @@ rule trial_compare:
         evaluations=TRIAL_BASELINES,
         trial=TRIAL_EVALUATIONS,
         code=code("report"),
+        fingerprint=fingerprint_file("trial_compare", "report", TRIAL_COMPARE_SETTINGS),
     output:
         summary=path(L.TRIAL_SUMMARY),
         tables=TRIAL_TABLES,
@@ -63,7 +65,7 @@ rule trial_compare:
         # results/: the summary's folder, as many levels up as its layout template is deep
         results=lambda wildcards, output: Path(output.summary).parents[
             len(Path(L.TRIAL_SUMMARY).parts) - 1],
-        settings={k: STUDY_SETTINGS.get(k) for k in ("trial", "report")},
+        settings=TRIAL_COMPARE_SETTINGS,
     log:
         log("trial/compare"),
     threads: 1

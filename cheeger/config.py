@@ -408,6 +408,7 @@ class DataConfig:
 # ---------------------------------------------------------------------------------------------
 
 NORMS = ("batch", "group", "none")
+ENCODERS = ("unet", "efficientnet_lite0")
 _YAML_FLOAT = "; write exponents with a dot, 1.0e-3: YAML reads 1e-3 as a string"
 
 
@@ -457,28 +458,39 @@ def _layers(
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``model:``: the U-Net backbone shared by every head.
+    """``model:``: the backbone (encoder and decoder) shared by every head.
 
     Attributes:
-        depth: number of 2x downsamplings.
-        width: channels of the first stage (doubled at each stage).
-        norm: ``batch``, ``group`` or ``none``.
-        groups: groups of group normalisation; must divide ``width``.
+        depth: number of 2x downsamplings (U-Net only).
+        width: channels of the first stage (doubled at each stage; U-Net only).
+        norm: ``batch``, ``group`` or ``none`` (U-Net only).
+        groups: groups of group normalisation; must divide ``width`` (U-Net only).
+        encoder: ``unet`` (from scratch) or ``efficientnet_lite0`` (ImageNet-pretrained, FPN
+            decoder).
+        decoder_width: channels of the FPN decoder's stride-4 map (efficientnet_lite0 only).
+        freeze_encoder: keep the pretrained encoder fixed (eval-mode batch norm, no gradient;
+            its taps can be cached) instead of fine-tuning it (efficientnet_lite0 only).
     """
 
     depth: int = 3
     width: int = 8
     norm: str = "batch"
     groups: int = 4
+    encoder: str = "unet"
+    decoder_width: int = 64
+    freeze_encoder: bool = True
 
     @classmethod
     def from_section(cls, s: _Section, d: ModelConfig) -> ModelConfig:
-        s.only("depth", "width", "norm", "groups")
+        s.only("depth", "width", "norm", "groups", "encoder", "decoder_width", "freeze_encoder")
         return cls(
             depth=s.get("depth", _int(1), "an int >= 1", d.depth),
             width=s.get("width", _int(1), "an int >= 1", d.width),
             norm=s.get("norm", _choice(NORMS), f"one of {list(NORMS)}", d.norm),
             groups=s.get("groups", _int(1), "an int >= 1", d.groups),
+            encoder=s.get("encoder", _choice(ENCODERS), f"one of {list(ENCODERS)}", d.encoder),
+            decoder_width=s.get("decoder_width", _int(1), "an int >= 1", d.decoder_width),
+            freeze_encoder=s.get("freeze_encoder", _bool, "true or false", d.freeze_encoder),
         )
 
     @classmethod

@@ -35,7 +35,7 @@ from cheeger.config import EvaluateConfig
 from cheeger.data import PreparedDataset, load_manifest
 from cheeger.data.io import atomic_write_bytes
 from cheeger.metrics import SegmentationMetrics, boundary_width
-from cheeger.models import UNet
+from cheeger.models import model_from_spec
 from cheeger.training import (
     BEST,
     CHECKPOINT,
@@ -52,14 +52,16 @@ from cheeger.training import (
 __all__ = ["evaluate_run", "write_metrics"]
 
 
-def _load_model(run: Path, checkpoint: str, device: torch.device) -> tuple[UNet, dict, dict]:
+def _load_model(
+    run: Path, checkpoint: str, device: torch.device
+) -> tuple[torch.nn.Module, dict, dict]:
     """The model of ``run`` with the chosen weights, the run's last state and the chosen one."""
     if not (run / FINAL).is_file():
         raise RunNotFoundError(f"{run}: no {FINAL}; the run has not finished (train it first; "
                                "only finished runs are evaluated)")  # fmt: skip
     last = load_checkpoint(run / CHECKPOINT)
     chosen = last if checkpoint == "last" else load_checkpoint(run / BEST)
-    model = UNet.from_spec(chosen["model_spec"])
+    model = model_from_spec(chosen["model_spec"])  # U-Net or pretrained encoder
     model.load_state_dict(chosen["model"])
     channels_last = bool(last["identity"]["train"]["channels_last"])  # as in training
     fmt = torch.channels_last if channels_last else torch.contiguous_format

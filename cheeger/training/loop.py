@@ -45,7 +45,7 @@ from cheeger.data.io import atomic_write_bytes
 from cheeger.heads import resize_logits
 from cheeger.linalg import EigshConvergenceError
 from cheeger.metrics import SegmentationMetrics
-from cheeger.models import UNet, parameter_counts, parameter_parity
+from cheeger.models import build_model, parameter_counts, parameter_parity
 from cheeger.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cheeger.training.errors import RunMismatchError, SolverError
 from cheeger.training.loss import check_finite, segmentation_loss
@@ -101,8 +101,12 @@ class _Trainer:
         self.steps_per_epoch = math.ceil(len(self.train_set) / cfg.batch_size)
         torch.manual_seed(spec.seed)  # model initialisation
         m = spec.model
-        model = UNet(len(self.classes), depth=m.depth, width=m.width, norm=m.norm,
-                     groups=m.groups, head=spec.head, head_options=spec.head_options)  # fmt: skip
+        norm = self.manifest["normalization"]  # what the encoder maps to its own
+        model = build_model(m.encoder, len(self.classes), depth=m.depth, width=m.width,
+                            norm=m.norm, groups=m.groups, decoder_width=m.decoder_width,
+                            freeze_encoder=m.freeze_encoder, input_mean=norm["mean"],
+                            input_std=norm["std"], head=spec.head,
+                            head_options=spec.head_options)  # fmt: skip
         fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = model.to(device=device, memory_format=fmt)
         self.optimizer, self.scheduler = build_optimizer(

@@ -76,10 +76,18 @@ class RunSpec:
         train = {k: v for k, v in asdict(self.train).items() if k not in ("device", "num_workers")}
         ev = {k: v for k, v in asdict(self.evaluate).items() if k not in ("checkpoint",)}
         raw = {"head": self.head, "seed": self.seed, "head_options": dict(self.head_options),
-               "model": asdict(self.model), "train": train, "loss": asdict(self.loss),
+               "model": _model_identity(self.model), "train": train, "loss": asdict(self.loss),
                "evaluate": ev, "augment": asdict(self.augment),
                "data": hashlib.sha256(manifest.read_bytes()).hexdigest()}  # fmt: skip
         return json.loads(json.dumps(raw, default=str))  # tuples -> lists, as stored
+
+
+def _model_identity(model: ModelConfig) -> dict[str, Any]:
+    """The model settings that matter for ``model.encoder``: a U-Net run's identity has no
+    encoder keys (so runs made before they existed still resume), a Lite0 run's no U-Net keys."""
+    keys = (("depth", "width", "norm", "groups") if model.encoder == "unet"
+            else ("encoder", "decoder_width", "freeze_encoder"))  # fmt: skip
+    return {k: v for k, v in asdict(model).items() if k in keys}
 
 
 def flatten_keys(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -14,8 +14,8 @@ from cheeger.models.encoders import (
     TAP_CHANNELS,
     EfficientNetLite0,
     WeightsError,
-    load_lite0_state,
     lite0_weights_path,
+    load_lite0_state,
 )
 from cheeger.models.encoders import efficientnet_lite as lite
 

@@ -1,7 +1,13 @@
 """Eigensolvers and their backward: our own Lanczos, multigrid-preconditioned LOBPCG, a dense path,
 the broadened gradient."""
 
-from cheeger.linalg.backward import DEFAULT_EPS, broadened_inverse_gaps
+from cheeger.linalg.backward import (
+    DEFAULT_EPS,
+    ComplementRecord,
+    ComplementSolveError,
+    broadened_inverse_gaps,
+    record_complement,
+)
 from cheeger.linalg.eigsh import EigSH, EigshConvergenceError, eigsh
 from cheeger.linalg.lanczos import LanczosInfo, block_lanczos
 from cheeger.linalg.lobpcg import LobpcgInfo, lobpcg, lobpcg_eigsh
@@ -11,6 +17,8 @@ from cheeger.linalg.operator import SymmetricOperator
 __all__ = [
     "DEFAULT_EPS",
     "AggregationMultigrid",
+    "ComplementRecord",
+    "ComplementSolveError",
     "EigSH",
     "EigshConvergenceError",
     "LanczosInfo",
@@ -22,4 +30,5 @@ __all__ = [
     "eigsh",
     "lobpcg",
     "lobpcg_eigsh",
+    "record_complement",
 ]

@@ -22,21 +22,112 @@ set ``S``; the rest is
 which :func:`complement_term` obtains from one complex-shifted linear solve per wanted pair (all
 solved together, see there). With ``eps > 0`` the system is regular even when
 ``lambda_{k+1} = lambda_k``, so the complement needs no gap either.
+
+A complement solve that stalls or runs out of iterations leaves that part of the gradient
+approximate. It warns (Python shows a warning once per call site), and every solve inside a
+:func:`record_complement` block is counted there (solves, columns, stalled and unconverged
+columns, worst residual); ``record_complement(strict=True)`` makes such a solve raise
+:class:`ComplementSolveError` instead. The training loop opens one record per step (its counts
+become per-step metrics, ``spectral.head.solver_strict`` its ``strict``). The record is
+process-wide, not per thread: autograd may run a backward on another thread (CUDA).
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
 from cheeger.linalg.operator import SymmetricOperator
 
-__all__ = ["DEFAULT_EPS", "broadened_inverse_gaps", "complement_term", "subspace_term"]
+__all__ = [
+    "DEFAULT_EPS",
+    "ComplementRecord",
+    "ComplementSolveError",
+    "broadened_inverse_gaps",
+    "complement_term",
+    "record_complement",
+    "subspace_term",
+]
 
 #: Default broadening, relative to the spectrum's scale (the RMS eigenvalue
 #: ``||A||_F / sqrt(n)``, about 1 for a normalised Laplacian): ``eps_abs = DEFAULT_EPS * scale``.
 DEFAULT_EPS = 1e-3
+
+
+class ComplementSolveError(RuntimeError):
+    """A complement solve stalled or did not converge inside ``record_complement(strict=True)``."""
+
+
+@dataclass(eq=False)  # records are told apart by identity (two may hold equal counts)
+class ComplementRecord:
+    """Counts of the complement solves run inside one :func:`record_complement` block.
+
+    Attributes:
+        solves: :func:`complement_term` calls (one per backward of a partial solve).
+        columns: right-hand sides solved (``B k`` per call).
+        stalled: columns stopped by ``patience`` above the tolerance.
+        unconverged: columns that hit ``maxiter`` above the tolerance.
+        worst_residual: the largest final relative residual of a column above the tolerance
+            (0 when every column met it).
+        strict: raise :class:`ComplementSolveError` instead of warning.
+    """
+
+    solves: int = 0
+    columns: int = 0
+    stalled: int = 0
+    unconverged: int = 0
+    worst_residual: float = 0.0
+    strict: bool = False
+
+
+_RECORDS: list[ComplementRecord] = []
+_RECORDS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def record_complement(strict: bool = False) -> Iterator[ComplementRecord]:
+    """Count the complement solves of the backward passes run inside the block.
+
+    Args:
+        strict: a solve that stalls or does not converge raises :class:`ComplementSolveError`
+            (from inside ``backward()``) instead of warning.
+
+    Example:
+        >>> from cheeger.linalg import eigsh
+        >>> path = torch.diag(torch.ones(199, dtype=torch.float64), 1)  # a path graph's weights
+        >>> A = (torch.diag((path + path.T).sum(1)) - path - path.T).requires_grad_()  # its L
+        >>> with record_complement() as record:
+        ...     _, U = eigsh(A, 2, method="lanczos")
+        ...     U.sum().backward()
+        >>> record.solves, record.columns, record.stalled + record.unconverged
+        (1, 2, 0)
+    """
+    record = ComplementRecord(strict=strict)
+    with _RECORDS_LOCK:
+        _RECORDS.append(record)
+    try:
+        yield record
+    finally:
+        with _RECORDS_LOCK:
+            _RECORDS.remove(record)
+
+
+def _report(columns: int, stalled: int, unconverged: int, worst: float) -> bool:
+    """Add one solve to every open record; whether any of them is strict."""
+    with _RECORDS_LOCK:
+        records = list(_RECORDS)
+    for record in records:
+        record.solves += 1
+        record.columns += columns
+        record.stalled += stalled
+        record.unconverged += unconverged
+        record.worst_residual = max(record.worst_residual, worst)
+    return any(record.strict for record in records)
 
 
 def broadened_inverse_gaps(
@@ -195,14 +286,21 @@ def complement_term(
         stalled = stalled | (ok & (since >= patience))
         active = ok & (residual > target) & ~stalled
     unmet = (residual > target) & (active | stalled)
-    if bool(unmet.any()):
-        worst = (residual / g_U.norm(dim=-2).clamp_min(1e-300))[unmet].max()
-        why = "stalled" if bool(stalled.any()) else f"did not converge in {maxiter} iterations"
-        warnings.warn(
-            f"eigsh backward: the complement solve {why} above tol={tol:g} (relative residual "
-            f"{float(worst):.2e}); the gradient outside the computed eigenspace is approximate. "
-            "Raise eps, k, or use backward='subspace'.",
-            RuntimeWarning,
-            stacklevel=3,
+    columns, n_stalled, n_unconverged, worst = B * k, 0, 0, 0.0
+    if bool(unmet.any()):  # the one host sync of the report; the rest only on failure
+        worst = float((residual / g_U.norm(dim=-2).clamp_min(1e-300))[unmet].max())
+        n_stalled = int((unmet & stalled).sum())
+        n_unconverged = int((unmet & ~stalled).sum())
+    strict = _report(columns, n_stalled, n_unconverged, worst)
+    if n_stalled or n_unconverged:
+        why = "stalled" if n_stalled else f"did not converge in {maxiter} iterations"
+        message = (
+            f"eigsh backward: the complement solve {why} above tol={tol:g} ({n_stalled} stalled, "
+            f"{n_unconverged} unconverged of {columns} columns; relative residual {worst:.2e}); "
+            "the gradient outside the computed eigenspace is approximate. Raise eps, k, or use "
+            "backward='subspace'."
         )
+        if strict:
+            raise ComplementSolveError(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
     return -project(real(z)).view(B, n, k, 2)[..., 0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import warnings
 
 import pytest
@@ -10,7 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cheeger.linalg import SymmetricOperator, broadened_inverse_gaps, eigsh
-from cheeger.linalg.backward import complement_term
+from cheeger.linalg.backward import (
+    ComplementSolveError,
+    complement_term,
+    record_complement,
+)
 
 D = torch.float64
 
@@ -203,6 +208,38 @@ def test_a_stalled_complement_solve_stops_early_with_a_warning(grid_laplacian):
     assert (stopped - exact).norm() / exact.norm() < 1e-8
 
 
+def test_stalls_are_counted_and_strict_makes_them_an_error(grid_laplacian, monkeypatch):
+    A = grid_laplacian(16, 16, seed=3, regions=2)
+    op = SymmetricOperator.from_tensor(A)
+    lam, U = eigsh(A.to_dense(), 4, method="dense")
+    g = torch.randn(1, 256, 4, dtype=D, generator=torch.Generator().manual_seed(1))
+    eps = torch.full((1,), 1e-3, dtype=D)
+    with record_complement() as outer:
+        with record_complement() as record:
+            complement_term(op, lam[None], U[None], g, eps)  # converges: counted, not flagged
+            assert (record.solves, record.columns, record.stalled, record.worst_residual) == (
+                1, 4, 0, 0.0)  # fmt: skip
+            with pytest.warns(RuntimeWarning, match=r"4 stalled, 0 unconverged of 4 columns"):
+                complement_term(op, lam[None], U[None], g, eps, tol=1e-300, patience=20)
+            with pytest.warns(RuntimeWarning, match=r"did not converge in 3 iterations"):
+                complement_term(op, lam[None], U[None], g, eps, maxiter=3)
+        complement_term(op, lam[None], U[None], g, eps)  # after the inner block: outer only
+    assert (record.solves, record.columns, record.stalled, record.unconverged) == (3, 12, 4, 4)
+    assert record.worst_residual > 0
+    assert (outer.solves, outer.stalled, outer.unconverged) == (4, 4, 4)
+    # strict: the same stall raises, from inside backward() when it runs there
+    with record_complement(strict=True), pytest.raises(ComplementSolveError, match="stalled"):
+        complement_term(op, lam[None], U[None], g, eps, tol=1e-300, patience=20)
+    # and from inside eigsh's own backward (an iteration cap that cannot be met stands in)
+    eigsh_module = importlib.import_module("cheeger.linalg.eigsh")  # the name is the function
+    capped = lambda *a, **kw: complement_term(*a, **{**kw, "maxiter": 2})  # noqa: E731
+    monkeypatch.setattr(eigsh_module, "complement_term", capped)
+    _, U2 = eigsh(A.to_dense().requires_grad_(), 4, method="lanczos")
+    with record_complement(strict=True) as record, pytest.raises(ComplementSolveError):
+        (U2[:, 0] ** 3).sum().backward()
+    assert record.unconverged > 0
+
+
 def test_eigenvalue_only_loss_needs_no_complement(grid_laplacian):
     A = grid_laplacian(24, 24, seed=14, regions=3)
     grads = []
@@ -255,3 +292,11 @@ def test_a_second_derivative_is_refused(grid_laplacian):
     (g,) = torch.autograd.grad((U[:5] ** 2).sum() + lam.sum(), A, create_graph=True)
     with pytest.raises(RuntimeError, match=r"once_differentiable|differentiate"):
         g.sum().backward()
+
+
+def test_docstring_examples():
+    import doctest
+
+    module = importlib.import_module("cheeger.linalg.backward")
+    result = doctest.testmod(module, extraglobs={"torch": torch})
+    assert result.attempted > 0 and result.failed == 0

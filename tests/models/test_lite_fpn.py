@@ -63,6 +63,8 @@ def test_frozen_encoder_gets_no_gradient_and_keeps_its_statistics(frozen):
     assert all(p.grad is not None for p in [*frozen.decoder.parameters(),
                                             *frozen.head.parameters()])  # fmt: skip
     after = frozen.encoder.state_dict()
+    taps = frozen.encode(torch.rand(1, 3, 32, 32, requires_grad=True))
+    assert all(t.grad_fn is None for t in taps)  # no autograd graph is kept for the encoder
     assert all(torch.equal(before[k], after[k]) for k in before)
     counts = parameter_counts(frozen)
     assert counts["total"] == sum(p.numel() for p in [*frozen.decoder.parameters(),

@@ -331,9 +331,16 @@ def _run_trial(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_demo(subparsers: argparse._SubParsersAction) -> None:
+    # the demos declare and handle their own arguments and errors (cheeger/demos/command.py)
+    from cheeger.demos.command import add_demo_parser
+
+    add_demo_parser(subparsers)
+
+
 _SUBCOMMANDS = (
     _add_prepare, _add_train, _add_evaluate,
-    _add_variant, _add_gradients, _add_scaling, _add_trial, _add_report,
+    _add_variant, _add_gradients, _add_scaling, _add_trial, _add_report, _add_demo,
 )  # fmt: skip
 
 

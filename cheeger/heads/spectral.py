@@ -70,9 +70,39 @@ from cheeger.heads.conv import resize_logits
 from cheeger.linalg import eigsh
 from cheeger.losses import rayleigh_quotient_loss
 from cheeger.losses.bulk import bulk_penalty
-from cheeger.spectral import build_filter, noise_floor
+from cheeger.spectral import NoiseFloor, build_filter, noise_floor
 
-__all__ = ["SpectralHead", "SpectralHeadConfig", "spectral_filtering"]
+__all__ = ["SOLVER_FIELDS", "SpectralHead", "SpectralHeadConfig", "solver_summary",
+           "spectral_filtering"]  # fmt: skip
+
+#: Order of ``internals["solver"]``: the forward eigensolve's thick restarts (or iterations),
+#: matrix-vector products, whether it fell back to another method (``info.method`` holds
+#: ``"->"``), and the fractions of the batch that converged and that carry eigsh's zero-eigenvalue
+#: certificate (NaN where the solver reports none).
+SOLVER_FIELDS = ("restarts", "matvecs", "fallback", "converged", "certified")
+
+
+def solver_summary(info: Any, like: torch.Tensor) -> torch.Tensor:
+    """``internals["solver"]``: an eigsh info as a ``(5,)`` tensor on ``like``'s device.
+
+    Built without a host synchronisation (the counts are Python ints already, the flags are
+    reduced on the device), so the training loop reads it with one small transfer per step.
+    ``certified`` is read with ``getattr``: infos without it give NaN.
+
+    Example:
+        >>> from cheeger.linalg import eigsh
+        >>> _, _, info = eigsh(torch.eye(3, dtype=torch.float64), 1, return_info=True)
+        >>> dict(zip(SOLVER_FIELDS, solver_summary(info, torch.zeros(1)).tolist()))["fallback"]
+        0.0
+    """
+    certified = getattr(info, "certified", None)
+    flags = [info.converged, certified if certified is not None else info.converged]
+    means = torch.stack([f.reshape(-1).to(torch.float32).mean() for f in flags])  # (2,)
+    if certified is None:
+        means = means * torch.tensor([1.0, float("nan")], device=means.device)
+    counts = torch.tensor([float(info.restarts), float(info.matvecs),
+                           float("->" in str(getattr(info, "method", "")))])  # fmt: skip
+    return torch.cat([counts.to(means.device, non_blocking=True), means]).to(like.device)
 
 
 @dataclass
@@ -97,7 +127,12 @@ class SpectralHeadConfig:
         noise_every: in training, the noise edge is re-estimated every this many steps (and
             averaged over the batch) and reused in between: the null model's edge depends on the
             embedding's statistics, which move slowly, and each estimate costs a few eigensolves.
-            1 re-estimates every step, per image.
+            1 re-estimates every step, per image. In eval mode the edge is always per image
+            (it enters only the bulk term and the internals, never the logits).
+        solver_strict: training: a stalled or unconverged complement solve in eigsh's backward
+            is an error (:class:`~cheeger.linalg.ComplementSolveError`) instead of a warning and
+            a count; read by the training loop, which opens the
+            :func:`~cheeger.linalg.record_complement` block around each backward.
     """
 
     stride: int = 8
@@ -116,6 +151,7 @@ class SpectralHeadConfig:
     per_class_filter: bool = False
     noise: dict[str, Any] = field(default_factory=dict)
     noise_every: int = 10
+    solver_strict: bool = False
 
     @classmethod
     def from_mapping(cls, section: dict[str, Any] | None, where: str = "spectral.head"):
@@ -135,6 +171,16 @@ class SpectralHeadConfig:
         if cfg.rank > cfg.graph_channels:
             raise ValueError(f"params.yaml: {where}.rank: must be <= graph_channels "
                              f"({cfg.graph_channels}), got {cfg.rank}")  # fmt: skip
+        if not isinstance(cfg.solver_strict, bool):
+            raise ValueError(f"params.yaml: {where}.solver_strict: expected true or false, got "
+                             f"{cfg.solver_strict!r}")  # fmt: skip
+        if not isinstance(cfg.noise, dict):
+            raise ValueError(f"params.yaml: {where}.noise: expected a mapping, got "
+                             f"{cfg.noise!r}")  # fmt: skip
+        try:
+            NoiseFloor(**{k: v for k, v in cfg.noise.items() if k != "num_eigenvalues"})
+        except ValueError as err:
+            raise ValueError(f"params.yaml: {where}.noise: {err}") from err
         if cfg.neighbourhood not in ("grid", "knn", "dense"):
             raise ValueError(f"params.yaml: {where}.neighbourhood: expected grid, knn or dense, "
                              f"got {cfg.neighbourhood!r}")  # fmt: skip
@@ -201,10 +247,14 @@ class SpectralHead(Head):
         self.register_buffer("noise_age", torch.tensor(-1))
 
     def _noise_edge(self, g_low: torch.Tensor) -> torch.Tensor:
-        """``(B,)`` noise edges: fresh, or the cached one (see ``noise_every``)."""
+        """``(B,)`` noise edges: per image in eval mode; in training fresh or the cached one
+        (see ``noise_every``)."""
         batch = g_low.shape[0]
+        if not self.training:  # per image; the training cache is left as it is
+            with torch.no_grad(), record_function("cheeger::noise_floor"):
+                return noise_floor(g_low.detach(), self.affinity, **self.cfg.noise)  # (B,)
         every, age = self.cfg.noise_every, int(self.noise_age)
-        stale = age < 0 or (self.training and age + 1 >= every)
+        stale = age < 0 or age + 1 >= every
         if every == 1 or stale:
             with torch.no_grad(), record_function("cheeger::noise_floor"):
                 edge = noise_floor(g_low.detach(), self.affinity, **self.cfg.noise)  # (B,)
@@ -212,7 +262,7 @@ class SpectralHead(Head):
             self.noise_age.fill_(0)
             if every == 1:
                 return edge
-        elif self.training:
+        else:
             self.noise_age.add_(1)
         return self.noise_edge.expand(batch)
 
@@ -237,7 +287,7 @@ class SpectralHead(Head):
         batch, _, h, w = g_low.shape
         k = min(cfg.k, h * w)
         with record_function("cheeger::eigsh"):
-            lam, U = eigsh(L, k, cfg.eps, **cfg.solver)  # (B, k), (B, n, k)
+            lam, U, info = eigsh(L, k, cfg.eps, **{**cfg.solver, "return_info": True})
         response = self.filter(lam)  # (B, k, channels)
         x_low = self.classifier(f_low)  # (B, K, h, w) = avg_pool(x), exactly
         y = spectral_filtering(U, response, x_low.flatten(2).mT)  # (B, n, K)
@@ -263,5 +313,7 @@ class SpectralHead(Head):
             "filter": response.detach().mean(-1),
             "noise_edge": edge.detach(),
             "graph_size": torch.tensor([h, w]),
+            "solver": solver_summary(info, lam),  # (5,): SOLVER_FIELDS
+            "solver_method": str(info.method),  # the one non-tensor internal
         }
         return HeadOutput(logits, losses, internals)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 import cheeger.heads.spectral as spectral_module
 from cheeger.config import ParamsError, head_options, load_params
 from cheeger.heads import SpectralHead, SpectralHeadConfig, build_head, spectral_filtering
+from cheeger.heads.spectral import SOLVER_FIELDS, solver_summary
 from cheeger.models import UNet
 
 
@@ -92,7 +96,7 @@ def _transformed_logits(monkeypatch, head, feats, pair):
     calls = {}
 
     def patched(L, k, eps=None, **kw):
-        lam, U = real_eigsh(L, k, eps, **kw)
+        lam, U, info = real_eigsh(L, k, eps, **kw)
         lam = lam.clone()
         lam[..., 2] = lam[..., 1]  # a degenerate pair (1, 2): rotating it is legitimate
         T = torch.eye(k, dtype=U.dtype)
@@ -101,7 +105,7 @@ def _transformed_logits(monkeypatch, head, feats, pair):
             i, j = pair
             T[[i, i, j, j], [i, j, i, j]] = torch.tensor([c, -s, s, c], dtype=U.dtype)
             T = T @ torch.diag(torch.tensor([-1.0] + [1.0] * (k - 2) + [-1.0], dtype=U.dtype))
-        return lam, U @ T
+        return lam, U @ T, info
 
     monkeypatch.setattr(spectral_module, "eigsh", patched)
     plain = head(feats, (24, 32)).logits
@@ -121,9 +125,10 @@ def test_head_logits_unchanged_under_sign_flip_and_degenerate_rotation(monkeypat
     assert (plain - broken).abs().max() > 1e-4
 
 
-def test_noise_edge_is_cached_between_estimates(monkeypatch):
+def test_noise_edge_is_cached_in_training_and_per_image_in_eval(monkeypatch):
     head = _head(noise_every=3).train()
     feats = torch.rand(2, 8, 24, 32)
+    feats[1] = feats[1] ** 4  # another embedding statistic: another edge
     calls = []
     real = spectral_module.noise_floor
     monkeypatch.setattr(spectral_module, "noise_floor",
@@ -131,10 +136,35 @@ def test_noise_edge_is_cached_between_estimates(monkeypatch):
     edges = [head(feats, (24, 32)).internals["noise_edge"] for _ in range(7)]
     assert len(calls) == 3  # steps 1, 4, 7
     assert all(e.shape == (2,) and torch.isfinite(e).all() for e in edges)
+    assert torch.equal(edges[0], edges[0].mean().expand(2))  # training: the batch mean
     assert "noise_edge" in head.state_dict() and int(head.state_dict()["noise_age"]) == 0
+    cached = head.noise_edge.clone()
     head.eval()
-    head(feats, (24, 32))
-    assert len(calls) == 3  # evaluation reuses the cached edge
+    per_image = head(feats, (24, 32)).internals["noise_edge"]
+    assert len(calls) == 4  # evaluation estimates its own edge ...
+    assert per_image[0] != per_image[1]  # ... per image
+    single = head(feats[1:], (24, 32)).internals["noise_edge"]
+    # the image's own statistic (other null draws in another batch: equal up to sampling)
+    torch.testing.assert_close(single, per_image[1:], rtol=1e-2, atol=0)
+    assert torch.equal(head.noise_edge, cached) and int(head.noise_age) == 0  # cache untouched
+
+
+def test_solver_internals_report_the_forward_solve(monkeypatch):
+    head = _head(stride=2, solver={"dense_max_n": 64, "method": "lanczos"})
+    out = head(torch.rand(2, 8, 24, 32), (24, 32))
+    values = dict(zip(SOLVER_FIELDS, out.internals["solver"].tolist(), strict=True))
+    assert out.internals["solver_method"] == "lanczos"
+    assert values["matvecs"] > 0 and values["fallback"] == 0 and values["converged"] == 1.0
+    assert values["certified"] in (1.0,) or math.isnan(values["certified"])
+    # the fields follow the info they came from (a fallback, half the batch unconverged, no
+    # certificate: an info of the solver before the certificate existed)
+    info = SimpleNamespace(restarts=3, matvecs=120, method="lanczos->dense",
+                           converged=torch.tensor([True, False]))  # fmt: skip
+    got = dict(zip(SOLVER_FIELDS, solver_summary(info, torch.zeros(1)).tolist(), strict=True))
+    assert [got[f] for f in SOLVER_FIELDS[:4]] == [3.0, 120.0, 1.0, 0.5]
+    assert math.isnan(got["certified"])
+    info.certified = torch.tensor([True, False, False, False])
+    assert solver_summary(info, torch.zeros(1))[4].item() == 0.25
 
 
 def test_gradients_reach_every_parameter_and_are_finite():
@@ -207,6 +237,12 @@ def test_registry_and_settings(tmp_path):
         SpectralHeadConfig.from_mapping({"strid": 4})
     with pytest.raises(ValueError, match=r"spectral.head.k: expected a positive int"):
         SpectralHeadConfig.from_mapping({"k": 0})
+    with pytest.raises(ValueError, match=r"spectral.head.solver_strict: expected true or false"):
+        SpectralHeadConfig.from_mapping({"solver_strict": "yes"})
+    with pytest.raises(ValueError, match=r"spectral.head.noise: .*unknown option.*'samples'"):
+        SpectralHeadConfig.from_mapping({"noise": {"samples": 4}})
+    with pytest.raises(ValueError, match=r"spectral.head.noise: .*bound must be"):
+        SpectralHeadConfig.from_mapping({"noise": {"bound": "minmax"}})
     bad = tmp_path / "params.yaml"
     bad.write_text(
         load_params_text().replace("    rank: 8 ", "    rank: 99"), encoding="utf-8"

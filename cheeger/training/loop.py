@@ -16,7 +16,15 @@ and augmentation are pure functions of ``(seed, epoch)`` and the global generato
 from the checkpoint. A folder whose checkpoint came from different settings is refused (the
 differing keys are named); a finished run is not retrained. Any NaN/Inf loss term or gradient,
 or a non-converged eigensolve, stops the run with the step, epoch and term named, before the
-optimiser touches the weights; the last checkpoint is left as it was.
+optimiser touches the weights; the last checkpoint is left as it was. So does a stalled
+complement solve in the eigensolver's backward when ``spectral.head.solver_strict`` is set;
+otherwise stalls are counted.
+
+A head with an eigensolver (``internals["solver"]``) adds per-step metrics to the step rows and
+DVCLive curves (:func:`~cheeger.training.monitor.solver_metrics`: the forward solve's restarts,
+products, fallback, converged and certified fractions, method; the backward's complement solves,
+stalled and unconverged columns) and ``final.json`` gets their counts over the whole run under
+``"solver"`` (:func:`~cheeger.training.monitor.solver_totals`; ``null`` for the conv head).
 
 Example:
     >>> spec = RunSpec(data="results/prepared/embedded", out="results/runs/conv/0",
@@ -43,13 +51,13 @@ from tqdm import tqdm
 from cheeger.data import PreparedDataset, RandomScaleCropFlip, collate_items, load_manifest
 from cheeger.data.io import atomic_write_bytes
 from cheeger.heads import resize_logits
-from cheeger.linalg import EigshConvergenceError
+from cheeger.linalg import ComplementSolveError, EigshConvergenceError, record_complement
 from cheeger.metrics import SegmentationMetrics
 from cheeger.models import build_model, parameter_counts, parameter_parity
 from cheeger.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cheeger.training.errors import RunMismatchError, SolverError
 from cheeger.training.loss import check_finite, segmentation_loss
-from cheeger.training.monitor import RunMonitor
+from cheeger.training.monitor import RunMonitor, solver_metrics, solver_totals
 from cheeger.training.runtime import (
     derived_seed,
     deterministic_algorithms,
@@ -75,6 +83,9 @@ def _solver_failure(where: str) -> Iterator[None]:
     except EigshConvergenceError as exc:
         raise SolverError(f"{where}: the eigensolver did not converge ({exc}); stopped, the last "
                           "good checkpoint is kept") from exc  # fmt: skip
+    except ComplementSolveError as exc:
+        raise SolverError(f"{where}: solver_strict: {exc}; stopped, the last good checkpoint is "
+                          "kept") from exc  # fmt: skip
 
 
 def _fmt(value: float | None) -> str:
@@ -156,12 +167,14 @@ class _Trainer:
         show = spec.progress and sys.stderr.isatty()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not show, leave=False)
         params = [p for p in self.model.parameters() if p.requires_grad]
+        strict = bool(spec.head_options.get("solver_strict", False))  # a stall is an error
         for i, batch in enumerate(bar):
             step, t = self.step + 1, epoch + i / self.steps_per_epoch
             weights = loss_weights(spec.loss, t)
             images = to_device(batch["image"], self.device, cfg.channels_last)
             labels = batch["label"].to(self.device, non_blocking=True)
-            with _solver_failure(f"step {step} (epoch {epoch + 1})"):
+            with (_solver_failure(f"step {step} (epoch {epoch + 1})"),
+                  record_complement(strict) as complement):  # fmt: skip
                 output = self.model(images)
                 total, terms = segmentation_loss(output, labels, weights, ignore_index=self.ignore)
                 check_finite({**terms, "total": total}, step, epoch + 1)
@@ -179,7 +192,8 @@ class _Trainer:
             row = {"step": step, "epoch": epoch + 1, "lr": lr, "loss": float(total.detach()),
                    **{name: float(v.detach()) for name, v in terms.items()},
                    **{f"weight_{n}": w for n, w in weights.items() if n in terms},
-                   "grad_norm": float(grad_norm)}  # fmt: skip
+                   "grad_norm": float(grad_norm),
+                   **solver_metrics(output.internals, complement)}  # fmt: skip
             self.history["steps"].append(row)
             self.monitor.log_step(row)
             for name in ("loss", *terms):
@@ -279,7 +293,18 @@ class _Trainer:
             "parameter_parity": self.parity, "best": dict(self.best),
             "val": self.val_summary, "train_seconds": round(self.elapsed, 3),
             "seconds_per_epoch": round(self.elapsed / max(1, len(self.history["epochs"])), 3),
+            "solver": solver_totals(self.history["steps"]),
         }  # fmt: skip
+        if final["solver"] is not None:
+            totals = final["solver"]
+            self.monitor.log(
+                f"eigensolver over {totals['steps']} steps: methods {totals['methods']}, "
+                f"{totals['fallback_steps']} with a fallback, {totals['unconverged_steps']} "
+                f"unconverged, uncertified {totals['uncertified_steps']}; complement solves "
+                f"{totals['complement']['solves']}, stalled columns "
+                f"{totals['complement']['stalled']}, unconverged columns "
+                f"{totals['complement']['unconverged']}"
+            )
         _write_json(self.out / FINAL, final)  # the completion marker: last
         self.monitor.log(f"finished: {self.out / FINAL}")
         return final

@@ -5,7 +5,8 @@
 * ``history.csv``: one row per finished epoch (train means of every loss term, validation
   metrics, learning rate, seconds), rewritten atomically from the checkpoint's history.
 * ``dvclive/``: DVCLive files, ``plots/metrics/train/*.tsv`` per step (loss, each term, its
-  weight, learning rate, gradient norm) and ``plots/metrics/val/*.tsv`` per epoch (at the step
+  weight, learning rate, gradient norm, and for a head with an eigensolver the
+  :func:`solver_metrics`) and ``plots/metrics/val/*.tsv`` per epoch (at the step
   that ended it), ``metrics.json`` (latest values) and ``params.yaml``. ``dvc plots show`` and the
   DVC editor extensions read these while training runs.
 
@@ -40,7 +41,94 @@ from typing import Any
 
 from cheeger.data.io import atomic_write_bytes
 
-__all__ = ["RunMonitor"]
+__all__ = ["RunMonitor", "solver_metrics", "solver_totals"]
+
+
+def solver_metrics(internals: Mapping[str, Any], complement: Any) -> dict[str, Any]:
+    """One training step's eigensolver metrics, for the step row (``{}`` for a head without one).
+
+    Args:
+        internals: the head's internals; ``"solver"`` is a ``(5,)`` tensor in the order of
+            :data:`cheeger.heads.spectral.SOLVER_FIELDS` (read with one transfer) and
+            ``"solver_method"`` the method's name.
+        complement: the step's :class:`~cheeger.linalg.ComplementRecord` (the backward's
+            complement solves).
+
+    Returns:
+        ``solver_<field>`` for each field, ``solver_method`` (a string: kept in the history and
+        counted at the end, not plotted) and ``complement_<count>`` (solves, columns, stalled,
+        unconverged, worst_residual).
+
+    Example:
+        >>> import torch
+        >>> from cheeger.linalg import ComplementRecord
+        >>> row = solver_metrics({"solver": torch.tensor([2.0, 80, 0, 1, 1]),
+        ...                       "solver_method": "lanczos"}, ComplementRecord(1, 32))
+        >>> row["solver_matvecs"], row["solver_method"], row["complement_columns"]
+        (80.0, 'lanczos', 32)
+    """
+    from cheeger.heads.spectral import SOLVER_FIELDS  # the head's layout of the tensor
+
+    if "solver" not in internals:
+        return {}
+    values = internals["solver"].detach().cpu().tolist()  # the step's one small transfer
+    row: dict[str, Any] = {f"solver_{n}": v for n, v in zip(SOLVER_FIELDS, values, strict=True)}
+    row["solver_method"] = str(internals.get("solver_method", "unknown"))
+    for name in ("solves", "columns", "stalled", "unconverged", "worst_residual"):
+        row[f"complement_{name}"] = getattr(complement, name)
+    return row
+
+
+def solver_totals(steps: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """A run's eigensolver counts from its step rows (``None`` when no step solved anything).
+
+    Returns:
+        ``steps``, ``methods`` (steps per method name), ``fallback_steps``, ``unconverged_steps``
+        (some graph of the batch did not converge), ``uncertified_steps`` (``None`` when the
+        solver gave no certificate), ``restarts`` and ``matvecs`` (``mean``, ``max``,
+        ``total``), and ``complement`` (``solves``, ``columns``, ``stalled``, ``unconverged``,
+        ``steps_with_stalls``, ``worst_residual``).
+
+    Example:
+        >>> rows = [{"solver_method": "lanczos", "solver_restarts": 2.0, "solver_matvecs": 80.0,
+        ...          "solver_fallback": 0.0, "solver_converged": 1.0, "solver_certified": 1.0,
+        ...          "complement_solves": 1, "complement_columns": 32, "complement_stalled": 3,
+        ...          "complement_unconverged": 0, "complement_worst_residual": 1e-3}] * 2
+        >>> totals = solver_totals(rows)
+        >>> totals["methods"], totals["complement"]["stalled"], totals["uncertified_steps"]
+        ({'lanczos': 2}, 6, 0)
+    """
+    rows = [row for row in steps if "solver_method" in row]
+    if not rows:
+        return None
+    methods: dict[str, int] = {}
+    for row in rows:
+        methods[row["solver_method"]] = methods.get(row["solver_method"], 0) + 1
+    certified = [row["solver_certified"] for row in rows if math.isfinite(row["solver_certified"])]
+
+    def spread(name: str) -> dict[str, float]:
+        values = [row[name] for row in rows]
+        return {"mean": sum(values) / len(values), "max": max(values), "total": sum(values)}
+
+    def total(name: str) -> int:
+        return int(sum(row[f"complement_{name}"] for row in rows))
+
+    return {
+        "steps": len(rows),
+        "methods": dict(sorted(methods.items())),
+        "fallback_steps": sum(row["solver_fallback"] > 0 for row in rows),
+        "unconverged_steps": sum(row["solver_converged"] < 1 for row in rows),
+        "uncertified_steps": sum(c < 1 for c in certified) if certified else None,
+        "restarts": spread("solver_restarts"),
+        "matvecs": spread("solver_matvecs"),
+        "complement": {
+            **{name: total(name) for name in ("solves", "columns", "stalled", "unconverged")},
+            "steps_with_stalls": sum(
+                row["complement_stalled"] + row["complement_unconverged"] > 0 for row in rows
+            ),
+            "worst_residual": max(row["complement_worst_residual"] for row in rows),
+        },
+    }
 
 
 class RunMonitor:
@@ -102,7 +190,8 @@ class RunMonitor:
             return
         self._live.step = int(row["step"])
         for name, value in row.items():
-            if name not in ("step", "epoch") and isinstance(value, int | float):
+            if (name not in ("step", "epoch") and isinstance(value, int | float)
+                    and math.isfinite(value)):  # fmt: skip
                 self._live.log_metric(f"train/{name}", float(value))
         if summary:
             self._live.make_summary()

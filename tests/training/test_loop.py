@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import importlib
 import json
 import pickle
 import signal
@@ -241,3 +242,58 @@ def test_gradient_is_clipped_to_grad_clip(tiny_spec, tmp_path):
     assert torch.linalg.vector_norm(torch.cat([m.flatten() for m in moments])) == pytest.approx(
         1e-4, rel=1e-4
     )
+
+
+SPECTRAL = {"stride": 2, "k": 4, "graph_channels": 4, "rank": 2, "noise_every": 1,
+            "solver": {"method": "lanczos"}}  # fmt: skip
+
+
+def _capped_complement(monkeypatch, maxiter):
+    """Complement solves in eigsh's backward with an iteration cap they cannot meet."""
+    module = importlib.import_module("cheeger.linalg.eigsh")  # the package name is the function
+    real = module.complement_term
+    monkeypatch.setattr(module, "complement_term",
+                        lambda *a, **kw: real(*a, **{**kw, "maxiter": maxiter}))  # fmt: skip
+
+
+def test_solver_metrics_per_step_and_counts_in_final(tiny_spec, tmp_path, monkeypatch):
+    _capped_complement(monkeypatch, 2)  # every complement solve ends unconverged: counted
+    out = tmp_path / "run"
+    spec = tiny_spec(out, head="spectral", head_options=SPECTRAL, live=True,
+                     train=TrainConfig(epochs=1, batch_size=3, device="cpu"))  # fmt: skip
+    with pytest.warns(RuntimeWarning, match="complement solve did not converge"):
+        final = train(spec)
+    rows = load_checkpoint(out / CHECKPOINT)["history"]["steps"]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["solver_method"] == "lanczos" and row["solver_matvecs"] > 0
+        assert row["solver_converged"] == 1.0 and row["solver_fallback"] == 0.0
+        assert row["complement_solves"] == 1 and row["complement_columns"] == 3 * 4
+        assert row["complement_unconverged"] > 0 and row["complement_worst_residual"] > 0
+    totals = final["solver"]
+    assert totals["steps"] == 2 and totals["methods"] == {"lanczos": 2}
+    assert totals["fallback_steps"] == 0 and totals["unconverged_steps"] == 0
+    assert totals["matvecs"]["total"] == sum(r["solver_matvecs"] for r in rows)
+    assert totals["complement"]["solves"] == 2 and totals["complement"]["steps_with_stalls"] == 2
+    assert totals["complement"]["unconverged"] == sum(r["complement_unconverged"] for r in rows)
+    assert json.loads((out / FINAL).read_text())["solver"] == totals
+    curves = out / "dvclive" / "plots" / "metrics" / "train"
+    for name in ("solver_matvecs", "solver_restarts", "solver_fallback", "complement_unconverged"):
+        assert len((curves / f"{name}.tsv").read_text().splitlines()) == 3, name  # header + 2
+    assert "complement solves 2" in (out / "train_log.txt").read_text()
+
+
+def test_solver_strict_makes_a_stall_an_error(tiny_spec, tmp_path, monkeypatch):
+    _capped_complement(monkeypatch, 2)
+    options = {**SPECTRAL, "solver_strict": True}
+    spec = tiny_spec(tmp_path / "run", head="spectral", head_options=options,
+                     train=TrainConfig(epochs=1, batch_size=3, device="cpu"))  # fmt: skip
+    with pytest.raises(SolverError, match=r"step 1 \(epoch 1\): solver_strict: eigsh backward: "
+                       "the complement solve did not converge"):  # fmt: skip
+        train(spec)
+    assert not (tmp_path / "run" / FINAL).exists()
+
+
+def test_the_conv_head_has_no_solver_counts(straight):
+    _, final = straight
+    assert final["solver"] is None

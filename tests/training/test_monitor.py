@@ -43,3 +43,44 @@ def test_without_live_nothing_is_written_for_dvclive(tmp_path):
     monitor.start_live({}, {"steps": [{"step": 1, "loss": 1.0}], "epochs": []})
     monitor.log_step({"step": 2, "loss": 1.0})
     assert not (tmp_path / "dvclive").exists()
+
+
+def test_docstring_examples():
+    import doctest
+
+    import torch
+
+    from cheeger.training import monitor
+
+    result = doctest.testmod(monitor, extraglobs={"torch": torch})
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_nan_metric_is_not_plotted(tmp_path):
+    # a solver without a certificate reports solver_certified = NaN: kept in the row, not plotted
+    monitor = RunMonitor(tmp_path, echo=False)
+    monitor.start_live({}, {"steps": [], "epochs": []})
+    monitor.log_step({"step": 1, "loss": 1.0, "solver_certified": float("nan")}, summary=True)
+    train = tmp_path / "dvclive" / "plots" / "metrics" / "train"
+    assert (train / "loss.tsv").is_file() and not (train / "solver_certified.tsv").exists()
+
+
+def test_solver_totals_count_fallbacks_failures_and_missing_certificates():
+    from cheeger.training.monitor import solver_totals
+
+    base = {"solver_method": "lanczos", "solver_restarts": 1.0, "solver_matvecs": 10.0,
+            "solver_fallback": 0.0, "solver_converged": 1.0, "solver_certified": float("nan"),
+            "complement_solves": 1, "complement_columns": 8, "complement_stalled": 0,
+            "complement_unconverged": 0, "complement_worst_residual": 0.0}  # fmt: skip
+    rows = [base, {**base, "solver_method": "lanczos->dense", "solver_fallback": 1.0,
+                   "solver_matvecs": 30.0, "complement_stalled": 2,
+                   "complement_worst_residual": 0.1},
+            {**base, "solver_converged": 0.5}, {"step": 4, "loss": 1.0}]  # fmt: skip
+    totals = solver_totals(rows)
+    assert totals["steps"] == 3 and totals["methods"] == {"lanczos": 2, "lanczos->dense": 1}
+    assert totals["fallback_steps"] == 1 and totals["unconverged_steps"] == 1
+    assert totals["uncertified_steps"] is None  # no certificate at all: not "0 uncertified"
+    assert totals["matvecs"] == {"mean": 50.0 / 3, "max": 30.0, "total": 50.0}
+    assert totals["complement"] == {"solves": 3, "columns": 24, "stalled": 2, "unconverged": 0,
+                                    "steps_with_stalls": 1, "worst_residual": 0.1}  # fmt: skip
+    assert solver_totals([{"step": 1, "loss": 1.0}]) is None

@@ -20,7 +20,6 @@ configfile: "params.yaml"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/fingerprint.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
@@ -42,7 +41,6 @@ wildcard_constraints:
 # Rules that only gather targets, or are small, run on the submitting machine, never as jobs.
 localrules:
     all,
-    fingerprint,
     train,
     evaluate,
     ablation,

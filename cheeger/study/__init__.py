@@ -27,8 +27,8 @@ __all__ = [
     "params_variant",
     "run_scaling",
     "t_interval",
+    "update_fingerprint",
     "welch_difference",
-    "write_fingerprint",
     "write_trial",
     "write_variant",
 ]
@@ -50,7 +50,7 @@ _SOURCES = {
     "run_scaling": "scaling",
     "t_interval": "statistics",
     "welch_difference": "statistics",
-    "write_fingerprint": "fingerprint",
+    "update_fingerprint": "fingerprint",
     "write_trial": "trial",
     "write_variant": "variants",
 }

@@ -14,9 +14,8 @@ A training run's folder (``RUN``) is not a declared output: its completion marke
 leaves its checkpoints for ``cheeger train`` to resume, and a job Snakemake reruns because its
 settings or code changed finds a finished run (with ``final.json``) and starts it afresh.
 
-``FINGERPRINT`` records, for each job, a digest of the code and settings that made its outputs
-(:mod:`cheeger.study.fingerprint`); the digest is in the file name, so a job whose digest
-changed lacks its file and is rerun, whatever the files' modification times.
+``FINGERPRINT`` records, for each job, the code and settings that made its outputs
+(:mod:`cheeger.study.fingerprint`); it is an input of the job, rewritten when they change.
 
 Example:
     >>> Layout("results").path(EVAL, profile="embedded", head="conv", seed=0, split="test")
@@ -85,9 +84,9 @@ README = "{profile}/README.md"
 METRICS = "{profile}/metrics.json"
 TABLES = "{profile}/tables"
 FIGURES = "{profile}/figures"
-# A job's fingerprint: {job} is the rule's name and its wildcards ("train_run/conv/seed0"),
-# {digest} the digest of its code and settings.
-FINGERPRINT = "{profile}/fingerprints/{job}/{digest}.json"
+# A job's fingerprint: {job} is the rule's name and its wildcards ("train_run/conv/0"). The
+# folder's name sorts before every other one of the profile (a checkout writes it first).
+FINGERPRINT = "{profile}/.fingerprints/{job}.json"
 
 _TRAINING_CODE = ("cheeger/data", "cheeger/graph", "cheeger/heads", "cheeger/linalg",
                   "cheeger/losses", "cheeger/metrics", "cheeger/models", "cheeger/spectral",

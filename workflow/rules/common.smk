@@ -8,11 +8,11 @@
 # The `params` of each job list the settings its command reads, so Snakemake reruns the job
 # when they change (the same keys DVC watches in dvc.yaml).
 #
-# Each job also reads its fingerprint (`fingerprint_file(...)` below), a file named for the
-# digest of its code and settings (cheeger.study.fingerprint). A changed digest names a missing
-# file, which the `fingerprint` job writes, so the job reading it is rerun. This needs neither
-# Snakemake's metadata nor meaningful mtimes, which a fresh clone has not (the file is `ancient`,
-# its own mtime ignored). Comments and formatting of Python code do not change a digest.
+# Each job also reads its fingerprint (`fingerprint_file(...)` below), the record of its code and
+# settings (cheeger.study.fingerprint), rewritten as the DAG is built when, and only when, the
+# record changed: then it is newer than the job's outputs and the job reruns. This needs no
+# Snakemake metadata, which a fresh clone has not, and works when every file has the clone's
+# mtime. Comments and formatting of Python code do not change a record.
 
 import json
 import os
@@ -26,7 +26,7 @@ from snakemake.utils import validate
 from cheeger.config import ParamsError, load_params
 from cheeger.study import layout as L
 from cheeger.study.config import StudyConfig, deep_merge, study_section
-from cheeger.study.fingerprint import job_fingerprint, write_fingerprint
+from cheeger.study.fingerprint import job_fingerprint, update_fingerprint
 
 PARAMS = "params.yaml"
 RESULTS = "results"
@@ -103,10 +103,6 @@ def code(stage):
     return files
 
 
-# job ("rule/wildcard/..."): its fingerprint record, filled as the DAG asks for fingerprints
-FINGERPRINTS = {}
-
-
 def fingerprint_file(name, stage, settings):
     """Input function giving the fingerprint file of each job of the rule called `name`, from
     the code of `stage` (L.STAGE_CODE) and `settings`, a value or a function of the wildcards
@@ -115,9 +111,9 @@ def fingerprint_file(name, stage, settings):
     def inputs(wildcards):
         job = "/".join([name, *map(str, wildcards)])
         value = settings(wildcards) if callable(settings) else settings
-        digest, record = job_fingerprint(job, value, code(stage))
-        FINGERPRINTS[job] = record
-        return ancient(path(L.FINGERPRINT).format(job=job, digest=digest))
+        target = path(L.FINGERPRINT).format(job=job)
+        update_fingerprint(target, job_fingerprint(job, value, code(stage), workflow.basedir))
+        return target
 
     return inputs
 

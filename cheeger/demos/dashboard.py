@@ -18,9 +18,10 @@ The server answers three kinds of GET and nothing else:
 Curves are grouped into panels: ``losses`` (``train/*`` except the learning rate, gradient norm
 and loss weights), ``validation`` (``val/miou`` and ``val/boundary_miou``), ``optimiser``
 (learning rate, gradient norm) and ``solver`` (any curve with one of the words ``solver``,
-``eigsh``, ``eigen...``, ``lanczos``, ``lobpcg``, ``iterations``, ``restarts``, ``residual(s)``
-in its name);
-today's training loop records no solver curve, and the page says so.
+``complement``, ``eigsh``, ``eigen...``, ``lanczos``, ``lobpcg``, ``iterations``, ``restarts``,
+``residual(s)`` in its name: the training loop's ``train/solver_*`` forward and
+``train/complement_*`` backward statistics), drawn one small chart per curve since their scales
+differ (counts of products, fractions, residuals). A run without them (the conv head) says so.
 
 Example:
     >>> import tempfile, pathlib
@@ -53,8 +54,8 @@ __all__ = ["PAGE", "DashboardServer", "resolve_run_file", "run_state"]
 
 PAGE = (Path(__file__).with_name("dashboard.html")).read_text(encoding="utf-8")
 # whole words of a curve's name ("eig" alone would catch "rayleigh")
-SOLVER_WORDS = re.compile(r"(^|[/_])(solver|eigsh|eigen\w*|lanczos|lobpcg|iterations|restarts|"
-                          r"residuals?)($|[/_])")
+SOLVER_WORDS = re.compile(r"(^|[/_])(solver|complement|eigsh|eigen\w*|lanczos|lobpcg|iterations|"
+                          r"restarts|residuals?)($|[/_])")
 OPTIMISER = ("train/lr", "train/grad_norm")
 VALIDATION = ("val/miou", "val/boundary_miou")
 _TYPES = {".png": "image/png", ".json": "application/json", ".tsv": "text/plain; charset=utf-8",

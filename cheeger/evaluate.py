@@ -10,6 +10,14 @@ confusion matrix, pixel and class-average accuracy (with per-class accuracy), Bo
 recorded), and the fragment metrics of the predictions and of the ground truth. Only finished
 runs (with ``final.json``) are evaluated.
 
+For a head with a spectrum (the spectral head) the JSON has a ``"spectral"`` block (``null``
+otherwise): each image's own noise edge (the head computes it per image in eval mode, see
+:class:`~cheeger.heads.SpectralHeadConfig` ``noise_every``) and how many of its non-trivial bottom
+eigenvalues (all but the first) lie below it, their mean / min / max over the split, and the
+forward eigensolves' counts (methods, fallbacks, unconverged and uncertified batches, restarts,
+products; :func:`~cheeger.training.monitor.solver_totals`). The edge enters only the bulk loss
+term, never the logits: the metrics do not depend on it.
+
 The JSON is written atomically; undefined values (a class absent from both prediction and ground
 truth) are ``null``.
 
@@ -34,6 +42,7 @@ import torch
 from cheeger.config import EvaluateConfig
 from cheeger.data import PreparedDataset, load_manifest
 from cheeger.data.io import atomic_write_bytes
+from cheeger.linalg import ComplementRecord
 from cheeger.metrics import SegmentationMetrics, boundary_width
 from cheeger.models import model_from_spec
 from cheeger.training import (
@@ -48,8 +57,59 @@ from cheeger.training import (
     metrics_summary,
     resolve_device,
 )
+from cheeger.training.monitor import solver_metrics, solver_totals
 
-__all__ = ["evaluate_run", "write_metrics"]
+__all__ = ["SpectralRecord", "evaluate_run", "write_metrics"]
+
+
+class SpectralRecord:
+    """Per-image noise edges and the forward eigensolves of one evaluation pass.
+
+    Called as ``observe(output, batch)`` by :func:`~cheeger.training.evaluate_model`; heads
+    without ``noise_edge`` / ``eigenvalues`` / ``solver`` internals leave it empty.
+
+    Example:
+        >>> from cheeger.heads import HeadOutput
+        >>> record = SpectralRecord()
+        >>> out = HeadOutput(torch.zeros(2, 3, 4, 4), internals={
+        ...     "noise_edge": torch.tensor([0.1, 0.2]),
+        ...     "eigenvalues": torch.tensor([[0.0, 0.05, 0.15], [0.0, 0.3, 0.4]])})
+        >>> record(out, {"id": ["a", "b"]})
+        >>> [(i["id"], i["below_edge"]) for i in record.summary()["per_image"]]
+        [('a', 1), ('b', 0)]
+    """
+
+    def __init__(self) -> None:
+        self.images: list[dict[str, Any]] = []
+        self.solves: list[dict[str, Any]] = []
+
+    def __call__(self, output: Any, batch: dict[str, Any]) -> None:
+        internals = output.internals
+        if "noise_edge" in internals and "eigenvalues" in internals:
+            lam = internals["eigenvalues"].detach().double().cpu()  # (B, k)
+            edge = internals["noise_edge"].detach().double().cpu().reshape(-1)
+            edge = edge.expand(lam.shape[0]) if edge.numel() == 1 else edge  # (B,)
+            below = (lam[:, 1:] < edge[:, None]).sum(1)  # non-trivial eigenvalues below it
+            for name, e, b in zip(batch["id"], edge.tolist(), below.tolist(), strict=True):
+                self.images.append({"id": name, "noise_edge": e, "below_edge": int(b)})
+        if "solver" in internals:  # no backward here: the complement counts stay 0
+            self.solves.append(solver_metrics(internals, ComplementRecord()))
+
+    def summary(self) -> dict[str, Any] | None:
+        """The JSON block (see the module docstring); ``None`` when nothing was recorded."""
+        if not self.images and not self.solves:
+            return None
+        block: dict[str, Any] = {}
+        for key in ("noise_edge", "below_edge"):
+            values = [image[key] for image in self.images]
+            block[key] = ({"mean": sum(values) / len(values), "min": min(values),
+                           "max": max(values)} if values else None)  # fmt: skip
+        block["per_image"] = self.images
+        totals = solver_totals(self.solves)
+        if totals is not None:
+            totals.pop("complement")  # forward solves only at evaluation
+        block["solver"] = totals
+        return block
 
 
 def _load_model(
@@ -106,9 +166,11 @@ def evaluate_run(
     metrics = SegmentationMetrics(len(classes), manifest["ignore_index"], config.boundary_ratio,
                                   config.connectivity, config.stray_max_size)  # fmt: skip
     channels_last = bool(last["identity"]["train"]["channels_last"])
+    spectral = SpectralRecord()
     with deterministic_algorithms():
         result = evaluate_model(model, dataset, metrics, batch_size=config.batch_size,
-                                device=torch_device, channels_last=channels_last)  # fmt: skip
+                                device=torch_device, channels_last=channels_last,
+                                observe=spectral)  # fmt: skip
     summary = metrics_summary(result, classes)
     confmat = metrics["confusion"].confmat.to(torch.int64)  # (C, C), rows ground truth
     totals = confmat.sum(1).to(torch.float64)
@@ -136,6 +198,7 @@ def evaluate_run(
         "fragments": {"connectivity": config.connectivity,
                       "stray_max_size": config.stray_max_size},
         **summary,
+        "spectral": spectral.summary(),
         "confusion_matrix": confmat.tolist(),
     }  # fmt: skip
 

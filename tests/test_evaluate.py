@@ -163,3 +163,47 @@ def test_cli_train_errors(trained, tmp_path, capsys):
                  str(data), "--out", str(tmp_path / "r"), "--device", "cuda"])  # fmt: skip
     if not torch.cuda.is_available():
         assert code == 1 and "CUDA is not available" in capsys.readouterr().err
+
+
+def test_conv_head_has_no_spectral_block(trained):
+    _, data, run = trained
+    assert evaluate_run(run, data, "test", EvaluateConfig(batch_size=3), "cpu")["spectral"] is None
+
+
+def test_spectral_head_reports_a_per_image_noise_edge(tmp_path):
+    params = tmp_path / "params.yaml"
+    settings = {**PARAMS, "train": {**PARAMS["train"], "epochs": 1},
+                "spectral": {"head": {"stride": 2, "k": 4, "graph_channels": 4, "rank": 2,
+                                      "noise_every": 5}}}  # fmt: skip
+    params.write_text(yaml.safe_dump(settings))
+    data, run = tmp_path / "prepared", tmp_path / "run"
+    assert main(["prepare", "--params", str(params), "--out", str(data)]) == 0
+    threads = torch.get_num_threads()
+    try:
+        assert main(["train", "--params", str(params), "--head", "spectral", "--seed", "0",
+                     "--data", str(data), "--out", str(run), "--threads", "1",
+                     "--no-progress"]) == 0  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    out = tmp_path / "test.json"
+    assert main(["evaluate", "--params", str(params), "--run", str(run), "--data", str(data),
+                 "--split", "test", "--out", str(out)]) == 0  # fmt: skip
+    block = _strict_json(out)["spectral"]
+    images = block["per_image"]
+    assert [i["id"] for i in images] == [item["id"] for item in
+                                         PreparedDataset(data, "test", native=True)]
+    edges = [i["noise_edge"] for i in images]
+    assert len(set(edges)) == len(edges) and all(e > 0 for e in edges)  # each image its own
+    assert block["noise_edge"]["min"] == min(edges) and block["noise_edge"]["max"] == max(edges)
+    assert all(0 <= i["below_edge"] <= 3 for i in images)
+    # each edge is the head's own on that image alone, in eval mode
+    best = load_checkpoint(run / "best.pt")
+    model = UNet.from_spec(best["model_spec"]).eval()
+    model.load_state_dict(best["model"])
+    item = PreparedDataset(data, "test", native=True)[1]
+    with torch.no_grad():
+        edge = model(item["image"][None]).internals["noise_edge"]
+    assert float(edge) == pytest.approx(edges[1], rel=1e-2)  # other null draws: up to sampling
+    solver = block["solver"]
+    assert solver["steps"] >= 1 and sum(solver["methods"].values()) == solver["steps"]
+    assert "complement" not in solver

@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -58,7 +58,11 @@ def predict_native(
     """
     if len(sizes) != images.shape[0]:
         raise ValueError(f"predict_native: {images.shape[0]} images but {len(sizes)} sizes")
-    logits = model(images).logits  # (B, K, H, W)
+    return _native_labels(model(images).logits, sizes)
+
+
+def _native_labels(logits: torch.Tensor, sizes: Sequence[Sequence[int]]) -> list[torch.Tensor]:
+    """``B`` label maps from logits ``(B, K, H, W)``, each upsampled to its own size first."""
     return [resize_logits(logits[i : i + 1], size)[0].argmax(0) for i, size in enumerate(sizes)]
 
 
@@ -70,11 +74,14 @@ def evaluate_model(
     batch_size: int,
     device: torch.device,
     channels_last: bool = False,
+    observe: Callable[[Any, Mapping[str, Any]], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """All metrics of ``dataset`` (built with ``native=True``) at native label resolution.
 
     The model is put in eval mode for the pass and returned to its previous mode; ``metrics``
     is reset first, so it holds exactly this split afterwards (its confusion matrix included).
+    ``observe(output, batch)``, if given, sees each batch's model output (a
+    :class:`~cheeger.heads.HeadOutput`, e.g. for the head's internals) and the batch (``"id"``).
 
     Returns:
         ``metrics.compute()``: a flat dict of float64 tensors (see
@@ -90,7 +97,11 @@ def evaluate_model(
         for batch in loader:
             targets = batch["native_label"]
             images = to_device(batch["image"], device, channels_last)
-            preds = predict_native(model, images, [t.shape for t in targets])
+            with torch.no_grad():
+                output = model(images)
+            if observe is not None:
+                observe(output, batch)
+            preds = _native_labels(output.logits, [t.shape for t in targets])
             for pred, target in zip(preds, targets, strict=True):
                 metrics.update(pred.cpu(), target)
     finally:

@@ -77,12 +77,22 @@ def test_learned_filter_shapes_initial_value_and_function_form():
 
 
 def test_learned_filter_gradients_reach_every_parameter():
-    module = LearnedFilter(out_channels=3).double()
     lam = spectra(2, 8)
     target = torch.rand(2, 8, 3, generator=torch.Generator().manual_seed(1), dtype=F64)
+    # at initialisation the last layer is zero, so the hidden layers get exactly zero gradient
+    # (the first step moves the last layer only): a test at initialisation cannot see whether
+    # the path through the hidden layers exists
+    module = LearnedFilter(out_channels=3, depth=2).double()
     (module(lam) - target).square().sum().backward()
-    last = module.layers[-1]
-    assert last.weight.grad.abs().sum() > 0 and last.bias.grad.abs().sum() > 0
+    assert [bool(p.grad.any()) for p in module.parameters()] == [False] * 4 + [True] * 2
+    torch.manual_seed(0)
+    for layer in module.layers:  # a trained state: every parameter gets a gradient
+        torch.nn.init.normal_(layer.weight)
+        torch.nn.init.normal_(layer.bias)
+    module.zero_grad()
+    (module(lam) - target).square().sum().backward()
+    for name, p in module.named_parameters():
+        assert p.grad.abs().sum() > 0, name
 
 
 def test_learned_filter_fits_a_heat_kernel_across_decades():

@@ -37,7 +37,7 @@ _SOURCES = {
     "AblationAxis": "config",
     "GradientsConfig": "gradients",
     "Layout": "layout",
-    "ReportConfig": "report",
+    "ReportConfig": "collect",
     "ScalingConfig": "scaling",
     "StudyConfig": "config",
     "StudyFileError": "layout",

@@ -20,14 +20,15 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from cheeger.study.config import StudyConfig, format_value
+from cheeger.study.config import StudyConfig, format_value, study_section
 from cheeger.study.layout import (
     ABLATION_DONE,
     ABLATION_EVAL,
@@ -40,7 +41,15 @@ from cheeger.study.layout import (
     StudyFileError,
 )
 
-__all__ = ["SCALAR_METRICS", "StudyData", "StudyFileError", "collect_study", "read_json"]
+__all__ = [
+    "SCALAR_METRICS",
+    "ReportConfig",
+    "StudyData",
+    "StudyFileError",
+    "collect_study",
+    "json_safe",
+    "read_json",
+]
 
 #: Headline metrics, in table order, with whether higher is better.
 SCALAR_METRICS: dict[str, bool] = {
@@ -51,6 +60,34 @@ SCALAR_METRICS: dict[str, bool] = {
     "excess_components": False,
     "stray_fraction": False,
 }
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """``study.report``: interval level and the image of the qualitative panel (read by the
+    report and by the trial comparison)."""
+
+    confidence: float = 0.95
+    panel_index: int = 0
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], profile: str | None = None) -> ReportConfig:
+        """Build from ``study.report`` (and the profile's override), schema-checked."""
+        section = study_section(params, profile).get("report", {})
+        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def read_json(path: Path) -> dict[str, Any]:

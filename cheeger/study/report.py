@@ -20,10 +20,8 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,41 +32,14 @@ from cheeger.data import load_manifest
 from cheeger.data.io import atomic_write_bytes
 from cheeger.study import figures as F
 from cheeger.study import tables as T
-from cheeger.study.collect import StudyData, collect_study, read_json
-from cheeger.study.config import StudyConfig, deep_merge, study_section
+from cheeger.study.collect import ReportConfig, StudyData, collect_study, json_safe, read_json
+from cheeger.study.config import StudyConfig, deep_merge
 from cheeger.study.layout import ABLATION_DONE, PREPARED, REPORT, RUN, TRIAL_DONE, Layout
 from cheeger.study.panel import panel_figure
 from cheeger.study.readme import REFERENCES, answer, hardware, render_readme
 from cheeger.study.trial import collect_trial, trial_caption, trial_table
 
 __all__ = ["ReportConfig", "make_report"]
-
-
-@dataclass(frozen=True)
-class ReportConfig:
-    """``study.report``: interval level and the image of the qualitative panel."""
-
-    confidence: float = 0.95
-    panel_index: int = 0
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any], profile: str | None = None) -> ReportConfig:
-        """Build from ``study.report`` (and the profile's override), schema-checked."""
-        section = study_section(params, profile).get("report", {})
-        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _metrics_json(heads: pd.DataFrame, comparison: pd.DataFrame | None, study: StudyConfig,
@@ -83,7 +54,7 @@ def _metrics_json(heads: pd.DataFrame, comparison: pd.DataFrame | None, study: S
             row["metric"]: {k: row[k] for k in ("difference", "ci_low", "ci_high", "p_value",
                                                 "beyond_noise")}
             for row in comparison.to_dict("records")}  # fmt: skip
-    return _clean(result)
+    return json_safe(result)
 
 
 def _curves_mean(curves: pd.DataFrame) -> pd.DataFrame:

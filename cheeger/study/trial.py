@@ -31,7 +31,7 @@ import yaml
 
 from cheeger.config import ParamsError, load_params
 from cheeger.data.io import atomic_write_bytes
-from cheeger.study.collect import SCALAR_METRICS, _scalar_rows, read_json
+from cheeger.study.collect import SCALAR_METRICS, ReportConfig, _scalar_rows, json_safe, read_json
 from cheeger.study.config import StudyConfig, get_key
 from cheeger.study.layout import (
     EVAL,
@@ -146,8 +146,6 @@ def write_trial(
         ParamsError: invalid settings, or stale trial runs.
         StudyFileError: a declared run or evaluation is missing.
     """
-    from cheeger.study.report import ReportConfig, _clean  # the report imports this module
-
     loaded = load_params(params) if not isinstance(params, Mapping) else params
     study = StudyConfig.from_params(loaded, profile)
     if confidence is None:
@@ -177,5 +175,5 @@ def write_trial(
     for stale in summary_path.parent.glob("*"):
         if stale.suffix in (".csv", ".md", ".tex") and stale.stem != keep:
             stale.unlink()
-    atomic_write_bytes(summary_path, (json.dumps(_clean(summary), indent=1) + "\n").encode())
+    atomic_write_bytes(summary_path, (json.dumps(json_safe(summary), indent=1) + "\n").encode())
     return paths

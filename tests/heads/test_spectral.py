@@ -147,6 +147,10 @@ def test_noise_edge_is_cached_in_training_and_per_image_in_eval(monkeypatch):
     # the image's own statistic (other null draws in another batch: equal up to sampling)
     torch.testing.assert_close(single, per_image[1:], rtol=1e-2, atol=0)
     assert torch.equal(head.noise_edge, cached) and int(head.noise_age) == 0  # cache untouched
+    head.cfg.noise_eval = "cached"  # the old behaviour: the training cache, no estimate
+    estimates = len(calls)
+    assert torch.equal(head(feats, (24, 32)).internals["noise_edge"], cached.expand(2))
+    assert len(calls) == estimates
 
 
 def test_solver_internals_report_the_forward_solve(monkeypatch):
@@ -237,6 +241,8 @@ def test_registry_and_settings(tmp_path):
         SpectralHeadConfig.from_mapping({"strid": 4})
     with pytest.raises(ValueError, match=r"spectral.head.k: expected a positive int"):
         SpectralHeadConfig.from_mapping({"k": 0})
+    with pytest.raises(ValueError, match=r"spectral.head.noise_eval: expected per_image or"):
+        SpectralHeadConfig.from_mapping({"noise_eval": "fresh"})
     with pytest.raises(ValueError, match=r"spectral.head.solver_strict: expected true or false"):
         SpectralHeadConfig.from_mapping({"solver_strict": "yes"})
     with pytest.raises(ValueError, match=r"spectral.head.noise: .*unknown option.*'samples'"):

@@ -23,9 +23,16 @@ Rules: ``range`` is ``min nu - (max nu - min nu)`` (the code's rule before this 
 ``t95`` the Gaussian prediction bound ``mean - t_{P-1, 0.95} sd sqrt(1 + 1/P)`` (a 5% per-draw miss
 rate when ``nu`` is Gaussian).
 
+``--timing`` instead times, on random decoder features of the camvid profile's size (8 images,
+32 channels, 180 x 240, the head's defaults), one noise estimate (``P = 2`` with ``range``, the
+committed results' setting, and ``P = 4`` with ``t``, the new default) against the head's
+training step (forward and backward of the head alone, cached edge), and the head's eval forward
+with the per-image edge against the same forward without it (``noise_eval``).
+
 Usage::
 
     .venv/bin/python benchmarks/noise_floor.py --threads 1
+    .venv/bin/python benchmarks/noise_floor.py --threads 1 --timing
 """
 
 from __future__ import annotations
@@ -41,9 +48,11 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage, stats
 
+import cheeger.heads.spectral as spectral_head
 from cheeger.graph import GaussianAffinity, normalized_laplacian
+from cheeger.heads import SpectralHead
 from cheeger.linalg import eigsh
-from cheeger.spectral import null_noise_edge
+from cheeger.spectral import noise_floor, null_noise_edge
 
 CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
 
@@ -83,6 +92,51 @@ def _edge(nu: np.ndarray, rule: str) -> np.ndarray:
     return nu.mean(-1) - t * nu.std(-1, ddof=1) * np.sqrt(1 + 1 / p)
 
 
+def _seconds(fn, repeats: int) -> float:
+    fn()  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def timing(repeats: int) -> None:
+    """The costs of the noise estimate and of the per-image edge (see the module docstring)."""
+    torch.manual_seed(0)
+    batch, size = 8, (180, 240)
+    head = SpectralHead(32, 11, noise={"num_samples": 4}, noise_every=10**9)
+    feats = torch.randn(batch, 32, *size)
+
+    def step() -> None:
+        head.train()
+        out = head(feats, size)
+        (out.logits.square().mean() + out.losses["rayleigh"] + out.losses["bulk"]).backward()
+        head.zero_grad()
+
+    def evaluate() -> None:
+        head.eval()
+        with torch.no_grad():
+            head(feats, size)
+
+    g = F.normalize(torch.randn(batch, 16, 23, 30), dim=1)
+    old = _seconds(lambda: noise_floor(g, head.affinity, num_samples=2, bound="range"), repeats)
+    new = _seconds(lambda: noise_floor(g, head.affinity, num_samples=4), repeats)
+    train = _seconds(step, repeats)
+    with_edge = _seconds(evaluate, repeats)
+    real = spectral_head.noise_floor
+    spectral_head.noise_floor = lambda f, *a, **k: torch.zeros(f.shape[0])
+    try:
+        without = _seconds(evaluate, repeats)
+    finally:
+        spectral_head.noise_floor = real
+    print(f"head training step (cached edge)       {1e3 * train:8.1f} ms")
+    print(f"noise estimate P=2 range / P=4 t        {1e3 * old:8.1f} / {1e3 * new:.1f} ms "
+          f"(ratio {new / old:.2f}); per step at noise_every=10: {100 * old / 10 / train:.1f}% "
+          f"-> {100 * new / 10 / train:.1f}% of the head step")  # fmt: skip
+    print(f"head eval forward with / without edge   {1e3 * with_edge:8.1f} / {1e3 * without:.1f} "
+          f"ms (ratio {with_edge / without:.2f})")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=4)
@@ -92,8 +146,13 @@ def main() -> None:
     parser.add_argument("--amplitude", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=None, help="JSON output (optional)")
+    parser.add_argument("--timing", action="store_true", help="time the costs instead")
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.timing:
+        timing(args.repeats)
+        return
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
     stride, d = 8, 16

@@ -132,8 +132,8 @@ class SpectralHeadConfig:
             call) or ``"cached"`` (the training cache's batch mean, no estimate). The edge enters
             only the bulk term and the internals, never the logits, so predictions and metrics
             are the same either way; ``"per_image"`` costs the null's eigensolves per batch
-            (measured 2.1x the head's eval forward at the camvid profile's stride-8 graph, 8
-            images, 4 null draws, one thread).
+            (the head's eval forward 2.1-2.4x slower at the camvid profile's size, 8 images,
+            4 null draws, one thread: ``benchmarks/noise_floor.py --threads 1 --timing``).
         solver_strict: training: a stalled or unconverged complement solve in eigsh's backward
             is an error (:class:`~cheeger.linalg.ComplementSolveError`) instead of a warning and
             a count; read by the training loop, which opens the

@@ -102,6 +102,18 @@ def _svqb(
     return Y, dead
 
 
+def _park(H: torch.Tensor, dead: torch.Tensor) -> torch.Tensor:
+    """``H (B, s, s)`` with the diagonal of its ``dead`` (zero) directions raised above its
+    spectrum (Gershgorin's bound, x1.5), so no Ritz vector is taken there.
+
+    Not at some huge value: ``eigh``'s error is ``eps ||H||``, and a penalty of ``1e3 ||A||``
+    stalled float32 solves at relative residuals near 1e-3.
+    """
+    bound = H.abs().sum(-1).amax(-1)  # (B,)
+    park = 1.5 * bound + torch.finfo(H.dtype).tiny ** 0.5
+    return H + torch.diag_embed(dead * park[:, None])
+
+
 def _project_out(W: torch.Tensor, blocks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """``W`` minus its components in the span of the orthonormal ``blocks``, and its Gram matrix.
 
@@ -212,11 +224,10 @@ def lobpcg(
     if not 1 <= k <= m or 3 * m > n:
         raise ValueError(f"lobpcg: need 1 <= k <= m and 3 m <= n, got k={k}, m={m}, n={n}")
     drop = 100 * torch.finfo(dtype).eps
-    big = 1e3 * anorm.clamp_min(1.0) + 1.0  # (B,): where dead directions go in the projection
     X, xdead = _svqb(_svqb(X, drop)[0], drop)
     AX = matmul(X)
     H = X.transpose(-1, -2) @ AX
-    H = 0.5 * (H + H.transpose(-1, -2)) + torch.diag_embed(xdead * big[:, None])
+    H = _park(0.5 * (H + H.transpose(-1, -2)), xdead)
     theta, C = torch.linalg.eigh(H)
     X, AX = X @ C, AX @ C
     guard = torch.ones(m - k, dtype=torch.bool, device=X.device)
@@ -255,7 +266,7 @@ def lobpcg(
             H[:, m + a :, m + a :] = PAP
         H = torch.triu(H) + torch.triu(H, 1).transpose(-1, -2)
         dead = torch.cat([torch.zeros_like(xdead), wdead] + ([] if P is None else [pdead]), -1)
-        theta_all, C_all = torch.linalg.eigh(H + torch.diag_embed(dead * big[:, None]))
+        theta_all, C_all = torch.linalg.eigh(_park(H, dead))
         theta, C = theta_all[:, :m], C_all[..., :m]  # (B, m), (B, s, m)
         # the next P: the active columns' update outside the old X, made orthogonal to the new X
         # in the small space (Hetmaniuk and Lehoucq 2006)

@@ -138,6 +138,107 @@ def test_gradient_is_the_shared_backward(grid_laplacian):
     assert torch.allclose(grads[0], grads[1], rtol=1e-6, atol=1e-8 * grads[0].abs().max())
 
 
+def _batch(mats: list[torch.Tensor]) -> torch.Tensor:
+    """``(B, n, n)`` COO batch (3 sparse dims) of equally sized sparse matrices."""
+    idx = torch.cat(
+        [torch.cat([torch.full((1, a._nnz()), b), a.indices()]) for b, a in enumerate(mats)], 1
+    )
+    n = mats[0].shape[0]
+    vals = torch.cat([a.values() for a in mats])
+    return torch.sparse_coo_tensor(idx, vals, (len(mats), n, n)).coalesce()
+
+
+def _strips(H: int, W: int, strips: int, cut: float = 0.0) -> torch.Tensor:
+    """``L_sym`` of a uniform ``H x W`` 4-neighbour grid cut into ``strips`` vertical bands.
+
+    Edges across band borders are scaled by ``cut`` (0: ``strips`` components; bands of equal
+    width have equal spectra, so eigenvalues repeat away from zero too). ``strips = 1`` on a
+    square grid: the square's symmetry makes double eigenvalues.
+    """
+    idx = torch.arange(H * W).reshape(H, W)
+    rows = torch.cat([idx[:, :-1].reshape(-1), idx[:-1, :].reshape(-1)])
+    cols = torch.cat([idx[:, 1:].reshape(-1), idx[1:, :].reshape(-1)])
+    band = torch.arange(H * W) % W * strips // W
+    w = torch.where(band[rows] != band[cols], cut, 1.0).to(D)
+    keep = w > 0
+    rows, cols, w = rows[keep], cols[keep], w[keep]
+    deg = torch.zeros(H * W, dtype=D).index_add_(0, rows, w).index_add_(0, cols, w)
+    s = deg.rsqrt()
+    r = torch.cat([rows, cols, torch.arange(H * W)])
+    c = torch.cat([cols, rows, torch.arange(H * W)])
+    v = torch.cat([-w * s[rows] * s[cols], -w * s[rows] * s[cols], torch.ones(H * W, dtype=D)])
+    return torch.sparse_coo_tensor(torch.stack([r, c]), v, (H * W, H * W)).coalesce()
+
+
+def _check_against_dense(A: torch.Tensor, lam: torch.Tensor, U: torch.Tensor, gap: float):
+    """Eigenvalues equal dense ``eigh``'s; each computed vector lies in its eigenvalue cluster's
+    eigenspace (clusters: runs of dense eigenvalues closer than ``gap``), and the clusters held
+    whole by the ``k`` pairs are spanned exactly: every copy of a repeated eigenvalue found."""
+    k = lam.shape[-1]
+    d, V = np.linalg.eigh(A.to_dense().numpy())
+    assert np.abs(lam.numpy() - d[:k]).max() < 1e-10
+    U = U.numpy()
+    start = 0
+    while start < k:
+        stop = start + 1
+        while stop < len(d) and d[stop] - d[stop - 1] < gap:
+            stop += 1
+        Vc = V[:, start:stop]  # the whole cluster (it may reach past k)
+        Uc = U[:, start : min(stop, k)]
+        assert np.abs(Uc - Vc @ (Vc.T @ Uc)).max() < 1e-6, (start, stop)
+        if stop <= k:
+            assert _projector_gap(Uc, Vc) < 1e-6, (start, stop)
+        start = stop
+
+
+@pytest.mark.parametrize("strips", [1, 2, 5, 8, 13, 16])
+def test_components_up_to_multiplicity_k(strips):
+    # k = 16 zero eigenvalues at most: the block m = k + max(4, k // 4) must find them all
+    A = _strips(20, 30, strips)
+    lam, U, info = eigsh(A, 16, method="lobpcg", return_info=True)
+    assert bool(info.converged.all())
+    assert int((lam.abs() < 1e-10).sum()) == strips
+    _check_against_dense(A, lam, U, gap=1e-8)
+
+
+@pytest.mark.parametrize("strips", [3, 9, 16])
+def test_near_disconnected_graphs(strips):
+    # cut edges x 1e-6: `strips` eigenvalues near 1e-7, then a gap
+    A = _strips(20, 30, strips, cut=1e-6)
+    lam, U = eigsh(A, 16, method="lobpcg")
+    assert lam[strips - 1] < 1e-5 and (strips == 16 or lam[strips] > 1e-3)
+    _check_against_dense(A, lam, U, gap=1e-5)
+
+
+def test_double_eigenvalues_of_a_square_grid():
+    A = _strips(24, 24, 1)
+    d = np.linalg.eigvalsh(A.to_dense().numpy())
+    assert np.ptp(d[1:3]) < 1e-12 and d[3] - d[2] > 1e-3  # the square's symmetry: doubles
+    lam, U = eigsh(A, 16, method="lobpcg")
+    _check_against_dense(A, lam, U, gap=1e-8)
+
+
+def test_batched_mixture_of_multiplicities():
+    # one batch: a square grid (doubles), 4 and 16 components, near-disconnected, a plain graph
+    mats = [_strips(24, 24, 1), _strips(24, 24, 4), _strips(24, 24, 16),
+            _strips(24, 24, 6, cut=1e-6), _strips(24, 24, 3, cut=0.3)]  # fmt: skip
+    lam, U, info = eigsh(_batch(mats), 16, method="lobpcg", return_info=True)
+    assert bool(info.converged.all())
+    for b, (A, gap) in enumerate(zip(mats, [1e-8, 1e-8, 1e-8, 1e-5, 1e-8], strict=True)):
+        _check_against_dense(A, lam[b], U[b], gap)
+
+
+def test_float32_batch_converges(grid_laplacian):
+    # the spectral head's case: 8 graphs of 23 x 30 pixels, 8-neighbour, float32, k = 16 (a
+    # huge penalty on dead Rayleigh-Ritz directions once stalled these at residuals ~1e-3)
+    mats = [grid_laplacian(23, 30, seed=s, regions=s % 4, connectivity=8) for s in range(8)]
+    lam, _U, info = eigsh(_batch(mats).float(), 16, method="lobpcg", return_info=True)
+    assert bool(info.converged.all()) and info.residuals.max() <= 1e-5
+    for b, A in enumerate(mats):
+        ref = np.linalg.eigvalsh(A.to_dense().numpy())[:16]
+        assert np.abs(lam[b].double().numpy() - ref).max() < 5e-5
+
+
 def test_lobpcg_iteration_with_any_preconditioner():
     # the bare iteration: a diagonal matrix with the exact inverse as preconditioner
     diag = torch.linspace(0.01, 2.0, 300, dtype=D)

@@ -338,8 +338,41 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     add_demo_parser(subparsers)
 
 
+def _add_features(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "features",
+        help="cache the frozen pretrained encoder's taps (resumes an interrupted run)",
+        description="Compute the EfficientNet-Lite0 taps of every image of a prepared dataset "
+        "(train also flipped), float16, one file per image and flip, atomically; a rerun "
+        "computes only what is missing, and features.json marks a finished cache. The profile "
+        "must use model.encoder: efficientnet_lite0 with freeze_encoder: true.",
+    )
+    _add_params_arguments(parser)
+    parser.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
+    parser.add_argument("--out", type=Path, required=True, help="cache folder")
+    parser.add_argument("--batch-size", type=_positive_int, default=8, help="images per pass")
+    _add_run_arguments(parser)
+    parser.set_defaults(handler=_run_features)
+
+
+def _run_features(args: argparse.Namespace) -> int:
+    from cheeger.features import compute_features
+    from cheeger.training.runtime import resolve_device
+
+    _set_threads(args.threads)
+    params = load_params(args.params)
+    model = ModelConfig.from_params(params, args.profile, origin=str(args.params))
+    if model.encoder != "efficientnet_lite0" or not model.freeze_encoder:
+        raise ParamsError(f"{args.params}: model.encoder: efficientnet_lite0 and "
+                          "model.freeze_encoder: true expected for a feature cache, got "
+                          f"{model.encoder!r} and {model.freeze_encoder}")  # fmt: skip
+    device = resolve_device(args.device or "auto")
+    compute_features(args.data, args.out, batch_size=args.batch_size, device=device)
+    return 0
+
+
 _SUBCOMMANDS = (
-    _add_prepare, _add_train, _add_evaluate,
+    _add_prepare, _add_train, _add_evaluate, _add_features,
     _add_variant, _add_gradients, _add_scaling, _add_trial, _add_report, _add_demo,
 )  # fmt: skip
 

@@ -470,6 +470,9 @@ class ModelConfig:
         decoder_width: channels of the FPN decoder's stride-4 map (efficientnet_lite0 only).
         freeze_encoder: keep the pretrained encoder fixed (eval-mode batch norm, no gradient;
             its taps can be cached) instead of fine-tuning it (efficientnet_lite0 only).
+        features: folder of the frozen encoder's cached taps (``cheeger features --out``;
+            relative to the working directory) that training reads instead of running the
+            encoder, or ``None`` (efficientnet_lite0 with freeze_encoder only).
     """
 
     depth: int = 3
@@ -479,10 +482,12 @@ class ModelConfig:
     encoder: str = "unet"
     decoder_width: int = 64
     freeze_encoder: bool = True
+    features: str | None = None
 
     @classmethod
     def from_section(cls, s: _Section, d: ModelConfig) -> ModelConfig:
-        s.only("depth", "width", "norm", "groups", "encoder", "decoder_width", "freeze_encoder")
+        s.only("depth", "width", "norm", "groups", "encoder", "decoder_width", "freeze_encoder",
+               "features")  # fmt: skip
         return cls(
             depth=s.get("depth", _int(1), "an int >= 1", d.depth),
             width=s.get("width", _int(1), "an int >= 1", d.width),
@@ -491,6 +496,7 @@ class ModelConfig:
             encoder=s.get("encoder", _choice(ENCODERS), f"one of {list(ENCODERS)}", d.encoder),
             decoder_width=s.get("decoder_width", _int(1), "an int >= 1", d.decoder_width),
             freeze_encoder=s.get("freeze_encoder", _bool, "true or false", d.freeze_encoder),
+            features=s.get("features", _optional(_string), "a folder or null", d.features),
         )
 
     @classmethod
@@ -507,6 +513,11 @@ class ModelConfig:
         if config.norm == "group" and config.width % config.groups:
             raise ParamsError(f"{origin}: model.groups: expected a divisor of model.width "
                               f"({config.width}) for group norm, got {config.groups}")  # fmt: skip
+        if config.features is not None and (config.encoder != "efficientnet_lite0"
+                                            or not config.freeze_encoder):  # fmt: skip
+            raise ParamsError(f"{origin}: model.features: cached taps need model.encoder: "
+                              "efficientnet_lite0 and model.freeze_encoder: true, got "
+                              f"{config.encoder} and {config.freeze_encoder}")  # fmt: skip
         return config
 
 

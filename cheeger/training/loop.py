@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 from cheeger.data import PreparedDataset, RandomScaleCropFlip, collate_items, load_manifest
 from cheeger.data.io import atomic_write_bytes
+from cheeger.features import CachedTaps
 from cheeger.heads import resize_logits
 from cheeger.linalg import ComplementSolveError, EigshConvergenceError, record_complement
 from cheeger.metrics import SegmentationMetrics
@@ -107,7 +108,11 @@ class _Trainer:
         self.ignore = int(self.manifest["ignore_index"])
         a = spec.augment
         augment = RandomScaleCropFlip(a.scale, a.crop, a.hflip, self.ignore)
-        self.train_set = PreparedDataset(spec.data, "train", augment=augment, seed=spec.seed)
+        if spec.model.features is None:
+            self.train_set = PreparedDataset(spec.data, "train", augment=augment, seed=spec.seed)
+        else:  # a frozen encoder's cached taps: flips only (scale / crop would change the taps)
+            self.train_set = CachedTaps(spec.model.features, spec.data, "train", seed=spec.seed,
+                                        hflip=a.hflip)  # fmt: skip
         self.val_set = PreparedDataset(spec.data, "val", native=True)
         self.steps_per_epoch = math.ceil(len(self.train_set) / cfg.batch_size)
         torch.manual_seed(spec.seed)  # model initialisation
@@ -159,7 +164,8 @@ class _Trainer:
         loader = DataLoader(
             self.train_set, batch_size=cfg.batch_size,
             sampler=epoch_order(len(self.train_set), spec.seed, epoch).tolist(),
-            collate_fn=collate_items, num_workers=cfg.num_workers,
+            collate_fn=getattr(self.train_set, "collate", collate_items),
+            num_workers=cfg.num_workers,
             generator=torch.Generator().manual_seed(derived_seed(spec.seed, epoch, 1)),
             pin_memory=self.device.type == "cuda",
         )  # fmt: skip
@@ -171,11 +177,14 @@ class _Trainer:
         for i, batch in enumerate(bar):
             step, t = self.step + 1, epoch + i / self.steps_per_epoch
             weights = loss_weights(spec.loss, t)
-            images = to_device(batch["image"], self.device, cfg.channels_last)
             labels = batch["label"].to(self.device, non_blocking=True)
             with (_solver_failure(f"step {step} (epoch {epoch + 1})"),
                   record_complement(strict) as complement):  # fmt: skip
-                output = self.model(images)
+                if "taps" in batch:  # cached taps of a frozen encoder: decoder and head only
+                    taps = [to_device(t, self.device, cfg.channels_last) for t in batch["taps"]]
+                    output = self.model.forward_from_taps(taps, labels.shape[-2:])
+                else:
+                    output = self.model(to_device(batch["image"], self.device, cfg.channels_last))
                 total, terms = segmentation_loss(output, labels, weights, ignore_index=self.ignore)
                 check_finite({**terms, "total": total}, step, epoch + 1)
                 self.optimizer.zero_grad(set_to_none=True)

@@ -86,7 +86,7 @@ def _model_identity(model: ModelConfig) -> dict[str, Any]:
     """The model settings that matter for ``model.encoder``: a U-Net run's identity has no
     encoder keys (so runs made before they existed still resume), a Lite0 run's no U-Net keys."""
     keys = (("depth", "width", "norm", "groups") if model.encoder == "unet"
-            else ("encoder", "decoder_width", "freeze_encoder"))  # fmt: skip
+            else ("encoder", "decoder_width", "freeze_encoder", "features"))  # fmt: skip
     return {k: v for k, v in asdict(model).items() if k in keys}
 
 

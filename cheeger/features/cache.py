@@ -41,7 +41,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cheeger.data.errors import DataError
-from cheeger.data.io import atomic_write_bytes, file_sha256
+from cheeger.data.io import atomic_write_bytes, default_mode, file_sha256
 from cheeger.data.prepared import MANIFEST_NAME, load_manifest, split_array_path
 from cheeger.models.encoders.efficientnet_lite import (
     IMAGENET_MEAN,
@@ -93,8 +93,10 @@ def _item_path(root: Path, split: str, index: int, flip: int) -> Path:
 def _save_taps(path: Path, taps: list[torch.Tensor]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, default_mode(0o666))
         with os.fdopen(fd, "wb") as handle:
-            torch.save([t.contiguous() for t in taps], handle)
+            # clone: a slice of the batch would save the whole batch's storage with it
+            torch.save([t.clone() for t in taps], handle)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -60,6 +60,8 @@ def test_every_image_and_train_flip_is_cached_as_the_encoders_float16_taps(data,
         with torch.no_grad():
             taps = model.encode((image.flip(-1) if flip else image)[None])
         assert [t.dtype for t in stored] == [torch.float16] * 4
+        payload = sum(t.numel() * 2 for t in stored)  # each file holds its own image's taps only
+        assert (cache / f"train/00002_f{flip}.pt").stat().st_size < payload + 4096
         for s, t in zip(stored, taps, strict=True):
             torch.testing.assert_close(s.float(), t[0], atol=2e-2, rtol=1e-2)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import urllib.error
@@ -151,6 +152,13 @@ def test_page_renders_the_curves_in_a_real_browser(run_and_server, chromium, tmp
     for name, points in (("train/loss", EPOCHS * STEPS_PER_EPOCH), ("val/miou", EPOCHS),
                          ("val/boundary_miou", EPOCHS), ("train/grad_norm", 6)):  # fmt: skip
         assert f'data-series="{name}" data-points="{points}"' in dom, name
+    # every plotted point inside its chart's 520 x 220 view box: the axes span the data
+    paths = re.findall(r'<path d="([^"]+)"[^>]*class="series"', dom)
+    assert len(paths) >= 10
+    for d in paths:
+        pairs = re.findall(r"([\d.\-]+),([\d.\-]+)", d)
+        xy = np.array(pairs, dtype=float)  # (points, 2)
+        assert (xy >= 0).all() and (xy[:, 0] <= 520).all() and (xy[:, 1] <= 220).all(), d
     assert f'src="files/snapshots/epoch_{EPOCHS:03d}.png' in dom
     assert 'data-series="train/solver_matvecs" data-points="6"' in dom
 

@@ -71,6 +71,7 @@ def test_figure_is_written_atomically_as_png(camvid, tmp_path):
 def test_grid_query_and_parse():
     assert grid_query((359, 479), (360, 480), (90, 120)) == (89, 119)
     assert grid_query((0, 0), (360, 480), (45, 60)) == (0, 0)
+    assert grid_query((100, 50), (200, 100), (20, 50)) == (10, 25)  # rows and columns apart
     assert parse_query("12,34") == (12, 34)
     assert working_size(20, 30, 120) == (20, 30)  # never upscaled
 

@@ -15,8 +15,10 @@ input size (batch 8, float32, random images and labels, 11 classes as CamVid), i
   stride-4 map (``--spectral-strides``), fresh weights (a trained graph's eigensolve may cost
   more or less).
 
-Every time is the mean over ``--repeats`` runs after one untimed warm-up. The table gives each
-time and its ratio to the U-Net step measured in the same run and thread count.
+Every time is the mean over ``--repeats`` runs after one untimed warm-up, as wall-clock and as
+process CPU time (on a shared machine the wall time grows with the load, printed beside it; the
+CPU time of a one-thread run does not). The table gives each and its ratio to the U-Net step
+measured in the same run and thread count.
 
 Usage::
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -44,14 +47,17 @@ REPO = Path(__file__).resolve().parents[1]
 CLASSES = 11
 
 
-def _timed(fn: Callable[[], None], repeats: int) -> float:
+def _timed(fn: Callable[[], None], repeats: int) -> tuple[float, float]:
+    """Mean wall-clock and process CPU seconds per call (CPU time is what a shared, loaded
+    machine distorts least: with one thread it is the wall time the call would take alone)."""
     fn()  # warm-up: one-off allocations
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.mean(times)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return statistics.mean(wall), statistics.mean(cpu)
 
 
 def _step(model: torch.nn.Module, run: Callable[[], object], labels: torch.Tensor
@@ -69,13 +75,13 @@ def _step(model: torch.nn.Module, run: Callable[[], object], labels: torch.Tenso
 
 
 def measure(size: tuple[int, int], threads: int, batch: int, repeats: int,
-            spectral_strides: list[int]) -> dict[str, float]:  # fmt: skip
+            spectral_strides: list[int]) -> dict[str, tuple[float, float]]:  # fmt: skip
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     params = load_params(REPO / "params.yaml")
     images = torch.randn(batch, 3, *size)  # (B, 3, H, W)
     labels = torch.randint(0, CLASSES, (batch, *size))
-    times: dict[str, float] = {}
+    times: dict[str, tuple[float, float]] = {}
 
     m = ModelConfig.from_params(params, "camvid")
     unet = UNet(CLASSES, depth=m.depth, width=m.width, norm=m.norm, groups=m.groups).train()
@@ -121,12 +127,14 @@ def main(argv: list[str] | None = None) -> None:
         for size in args.sizes:
             h, w = (int(s) for s in size.split("x"))
             times = measure((h, w), threads, args.batch, args.repeats, args.spectral_strides)
-            rival = times["unet+conv step"]
-            for name, seconds in times.items():
-                rows.append({"threads": threads, "size": size, "batch": args.batch,
-                             "what": name, "seconds": seconds, "ratio_to_unet": seconds / rival})
-                print(f"{threads:>2} thr {size:>8}  {name:<34} {seconds:8.3f} s  "
-                      f"x{seconds / rival:5.2f} of the U-Net step", flush=True)  # fmt: skip
+            rival_wall, rival_cpu = times["unet+conv step"]
+            for name, (wall, cpu) in times.items():
+                rows.append({"threads": threads, "size": size, "batch": args.batch, "what": name,
+                             "wall_s": wall, "cpu_s": cpu, "wall_ratio": wall / rival_wall,
+                             "cpu_ratio": cpu / rival_cpu, "load": os.getloadavg()[0]})
+                print(f"{threads:>2} thr {size:>8}  {name:<34} wall {wall:7.3f} s "
+                      f"(x{wall / rival_wall:5.2f})  cpu {cpu:7.3f} s (x{cpu / rival_cpu:5.2f} of "
+                      f"the U-Net step)  load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(rows, indent=1))

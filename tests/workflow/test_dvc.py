@@ -78,7 +78,7 @@ def test_stage_code_and_outputs_are_the_rules(dvc_yaml):
     assert [next(iter(m)) for m in report["metrics"]] == [_dvc_path(L.METRICS, 2)]
     assert [next(iter(o)) for o in report["outs"]] == [
         _dvc_path(t, 2) for t in (L.README, L.TABLES, L.FIGURES)]
-    assert dvc_yaml["plots"][0].startswith(_dvc_path(L.TABLES, 2) + "/")
+    assert next(iter(dvc_yaml["plots"][0])).startswith(_dvc_path(L.TABLES, 2) + "/")
 
 
 def _dvc_path(template: str, parts: int) -> str:

@@ -4,8 +4,9 @@ The design seed's demos build their graph on seven dimensions per pixel, compute
 ``h x w`` working grid (each working pixel is a block of the input image, area-averaged):
 
 * mean colour, 3: RGB in ``[0, 1]`` averaged over the block and its 3x3 neighbourhood of blocks;
-* local texture variance, 1: variance of the grey level over the same window, at the input's
-  resolution (so texture finer than a block still counts);
+* local texture variance, 1: of the grey level over the same window, at the input's resolution
+  (so texture finer than a block still counts); its square root, the deviation, is what is
+  stored, so it scales like the colours;
 * gradient magnitude, 1: of the grey level, Sobel on the working grid;
 * position, 2: ``(y, x)`` in ``[0, 1]``; weighted down so the graph prefers appearance and only
   breaks ties by proximity.
@@ -29,7 +30,7 @@ from torch import nn
 
 __all__ = ["FEATURE_NAMES", "FEATURE_WEIGHTS", "PixelFeatures", "pixel_features"]
 
-FEATURE_NAMES = ("red", "green", "blue", "texture_variance", "gradient", "y", "x")
+FEATURE_NAMES = ("red", "green", "blue", "texture_deviation", "gradient", "y", "x")
 # Position at 0.5: with it at 1 the bottom eigenvectors are the image's own low frequencies
 # (left/right, top/bottom halves) whatever its content; at 0 two far, alike patches join.
 FEATURE_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5)

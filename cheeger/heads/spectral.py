@@ -296,7 +296,9 @@ class SpectralHead(Head):
         batch, _, h, w = g_low.shape
         k = min(cfg.k, h * w)
         with record_function("cheeger::eigsh"):
-            lam, U, info = eigsh(L, k, cfg.eps, **{**cfg.solver, "return_info": True})
+            # L is L_sym of a non-negative affinity: its components certify the solve
+            options = {"laplacian": True, **cfg.solver, "return_info": True}
+            lam, U, info = eigsh(L, k, cfg.eps, **options)
         response = self.filter(lam)  # (B, k, channels)
         x_low = self.classifier(f_low)  # (B, K, h, w) = avg_pool(x), exactly
         y = spectral_filtering(U, response, x_low.flatten(2).mT)  # (B, n, K)

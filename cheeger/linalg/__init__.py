@@ -8,7 +8,8 @@ from cheeger.linalg.backward import (
     broadened_inverse_gaps,
     record_complement,
 )
-from cheeger.linalg.eigsh import EigSH, EigshConvergenceError, eigsh
+from cheeger.linalg.certificate import connected_components
+from cheeger.linalg.eigsh import EigSH, EigshConvergenceError, EigshInfo, eigsh
 from cheeger.linalg.lanczos import LanczosInfo, block_lanczos
 from cheeger.linalg.lobpcg import LobpcgInfo, lobpcg, lobpcg_eigsh
 from cheeger.linalg.multigrid import AggregationMultigrid, MultigridPreconditioner
@@ -21,12 +22,14 @@ __all__ = [
     "ComplementSolveError",
     "EigSH",
     "EigshConvergenceError",
+    "EigshInfo",
     "LanczosInfo",
     "LobpcgInfo",
     "MultigridPreconditioner",
     "SymmetricOperator",
     "block_lanczos",
     "broadened_inverse_gaps",
+    "connected_components",
     "eigsh",
     "lobpcg",
     "lobpcg_eigsh",

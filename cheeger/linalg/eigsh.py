@@ -15,6 +15,21 @@ Two forward paths share one backward:
 * ``"lobpcg"``: LOBPCG preconditioned by an aggregation multigrid V-cycle
   (:func:`cheeger.linalg.lobpcg.lobpcg_eigsh`), for graph Laplacians (positive semi-definite) too
   large or too tightly clustered for Lanczos; same backward as ``"lanczos"``.
+
+Every iterative result is checked before it is returned, because residuals alone cannot see a
+missed copy of a repeated eigenvalue (a block Krylov method with ``b`` columns finds at most ``b``
+copies, and reports the next eigenvalue up as converged in place of the rest):
+
+* **Saturation**: when ``eigsh`` chose the Lanczos block itself and a cluster of computed
+  eigenvalues (equal within the solve's accuracy) is as large as the block, the block may have
+  been too small for that eigenvalue's multiplicity; the solve is redone with a block of ``k``
+  (``info.escalated``). Fewer copies than the block are, in exact arithmetic, all there are.
+* **Certificate** (Laplacians: stored off-diagonals ``<= 0``): the graph's connected components
+  are counted in ``O(nnz)`` (:mod:`cheeger.linalg.certificate`); ``min(c, k)`` computed eigenvalues
+  must be zero. A failed certificate falls back to the dense path (``n <= fallback_max_n``) or to
+  LOBPCG with a block larger than ``c``, and ``info.method`` says which (``"lanczos->dense"``);
+  if the fallback cannot certify either, the batch entry is reported unconverged (and ``check``
+  raises).
 """
 
 from __future__ import annotations
@@ -26,18 +41,63 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from cheeger.linalg.backward import DEFAULT_EPS, complement_term, subspace_term
-from cheeger.linalg.lanczos import LanczosInfo, block_lanczos
+from cheeger.linalg.certificate import (
+    combinatorial_laplacian,
+    laplacian_like,
+    pattern_components,
+    zero_certificate,
+)
+from cheeger.linalg.lanczos import block_lanczos
 from cheeger.linalg.lobpcg import lobpcg_eigsh
 from cheeger.linalg.operator import SymmetricOperator
 
-__all__ = ["EigSH", "EigshConvergenceError", "eigsh"]
+__all__ = ["EigSH", "EigshConvergenceError", "EigshInfo", "eigsh"]
 
 METHODS = ("auto", "dense", "lanczos", "lobpcg")
+# "auto" routes Laplacians with at least this many nodes per graph to LOBPCG (measured: see
+# benchmarks/eigensolvers.py); smaller ones, as in the spectral head, to Lanczos
+LOBPCG_MIN_N = 8192
 BACKWARDS = ("full", "subspace")
 
 
 class EigshConvergenceError(RuntimeError):
-    """A solve stopped before every pair met the residual tolerance."""
+    """A solve stopped before every pair met the residual tolerance, or failed its certificate."""
+
+
+@dataclass
+class EigshInfo:
+    """What an :func:`eigsh` call did and how well.
+
+    Attributes:
+        restarts: iterations of the last solver run (Lanczos restarts, LOBPCG iterations).
+        matvecs: products of ``A`` with a single vector, summed over every solver run.
+        residuals: ``(B, k)`` relative residuals ``||A u - lambda u|| / ||A||_est``.
+        converged: ``(B,)`` residuals met ``tol`` AND the certificate (where it applies) held.
+        tol: the relative residual tolerance.
+        anorm: ``(B,)`` the estimate of ``||A||_2``.
+        method: the path that produced the result: ``"dense"``, ``"lanczos"``, ``"lobpcg"``, or
+            ``"<first>-><second>"`` after a fallback (e.g. ``"lanczos->dense"``).
+        block_size: the Lanczos block or LOBPCG block of the last run (0 for dense).
+        escalated: the Lanczos block was raised to ``k`` after a saturated cluster.
+        components: ``(B,)`` connected components of the graph, or ``None`` when ``A`` is not a
+            Laplacian (some stored off-diagonal entry is positive) or the path is dense.
+        certified: ``(B,)`` bool, at least ``min(components, k)`` zero eigenvalues were found, or
+            ``None`` where no certificate applies.
+        precond: preconditioner applications to a single vector (LOBPCG).
+    """
+
+    restarts: int
+    matvecs: int
+    residuals: torch.Tensor
+    converged: torch.Tensor
+    tol: float
+    anorm: torch.Tensor
+    method: str
+    block_size: int = 0
+    escalated: bool = False
+    components: torch.Tensor | None = None
+    certified: torch.Tensor | None = None
+    precond: int = 0
 
 
 @dataclass
@@ -55,7 +115,11 @@ class _Options:
     seed: int
     X0: torch.Tensor | None
     fallback_max_n: int = 0
-    info: LanczosInfo | None = field(default=None)
+    dense_max_n: int = 0
+    lobpcg_min_n: int = 0
+    auto_block: bool = False
+    laplacian: bool | None = None
+    info: EigshInfo | None = field(default=None)
 
 
 def _dense_solve(op: SymmetricOperator, k: int) -> tuple[torch.Tensor, ...]:
@@ -70,11 +134,144 @@ def _dense_solve(op: SymmetricOperator, k: int) -> tuple[torch.Tensor, ...]:
     return lam_all[:, :k], U_all[..., :k], lam_all, U_all
 
 
-def _info_from_residuals(op, lam, U, lam_all, tol) -> LanczosInfo:
+def _dense_info(op, lam, U, lam_all, tol) -> EigshInfo:
     anorm = lam_all.abs().amax(-1)  # ||A||_2, known exactly on the dense path
     sym_AU = 0.5 * (op.matmul(U) + op.to_dense().mT @ U)  # the symmetric part, as solved
     res = (sym_AU - U * lam[:, None, :]).norm(dim=-2) / anorm[:, None].clamp_min(1e-300)
-    return LanczosInfo(0, 0, res, (res <= 10 * tol).all(-1), tol, anorm, "dense")
+    return EigshInfo(0, 0, res, (res <= 10 * tol).all(-1), tol, anorm, "dense")
+
+
+def _iterative_solve(op: SymmetricOperator, opts: _Options, method: str, tol: float, block):
+    """One Lanczos or LOBPCG run; returns ``(lam (B, k), U (B, n, k), EigshInfo)``."""
+    gen = torch.Generator(device=op.device).manual_seed(opts.seed)
+    if method == "lobpcg":
+        lam, U, raw = lobpcg_eigsh(
+            op, opts.k, tol=tol, block_size=block, maxiter=opts.max_restarts, generator=gen,
+            X0=opts.X0,
+        )  # fmt: skip
+        m = block or opts.k + max(4, opts.k // 4)
+        precond = raw.precond
+    else:
+        lam, U, raw = block_lanczos(
+            op.matmul, op.batch, op.n, opts.k, dtype=op.dtype, device=op.device,
+            block_size=block, basis_size=opts.basis_size, tol=tol,
+            max_restarts=opts.max_restarts, generator=gen, X0=opts.X0,
+        )  # fmt: skip
+        m = block or min(opts.k, 4)
+        precond = 0
+    info = EigshInfo(
+        raw.restarts, raw.matvecs, raw.residuals, raw.converged, tol, raw.anorm, method, m,
+        precond=precond,
+    )  # fmt: skip
+    return lam, U, info
+
+
+def _saturated(lam: torch.Tensor, b: int, close: torch.Tensor) -> bool:
+    """Whether some run of ``b`` consecutive eigenvalues of ``lam (B, k)`` lies within ``close
+    (B,)`` of its neighbours: a block of ``b`` may have been too small for that multiplicity."""
+    if b >= lam.shape[-1]:
+        return False
+    if b <= 1:
+        return True
+    near = lam.diff(dim=-1) <= close[:, None]  # (B, k - 1)
+    return bool(near.unfold(-1, b - 1, 1).all(-1).any())
+
+
+def _zero_tol(info: EigshInfo) -> torch.Tensor:
+    # a relative residual tol bounds each eigenvalue's error by tol ||A||: ten times that is
+    # "numerically equal" for both the zero count and the saturation test
+    return 10 * info.tol * info.anorm  # (B,)
+
+
+def _is_laplacian(op: SymmetricOperator, opts: _Options) -> bool:
+    """``opts.laplacian``, or (``None``) whether ``A`` is recognisably ``L = D - W``."""
+    if opts.laplacian is not None:
+        return opts.laplacian
+    if op.csr is None:
+        return False  # dense storage: only small or genuinely dense matrices, no detection
+    grow = op.bidx * op.n + op.rows
+    return combinatorial_laplacian(op.csr.values(), op.rows, op.cols, grow, op.batch * op.n)
+
+
+def _certify(op: SymmetricOperator, lam: torch.Tensor, info: EigshInfo) -> None:
+    """Fill ``info.components`` / ``info.certified`` and fold the certificate into converged."""
+    if info.components is None:
+        if op.csr is not None:
+            vals, bidx, rows, cols = op.csr.values(), op.bidx, op.rows, op.cols
+        else:  # dense storage (small or genuinely dense matrices): its nonzero pattern
+            bidx, rows, cols = op.dense.nonzero().T
+            vals = op.dense[bidx, rows, cols]
+        edge = (vals != 0) & (rows != cols)
+        # A is symmetric (the solve assumes it), so its pattern lists each edge both ways
+        info.components = pattern_components(
+            bidx[edge], rows[edge], cols[edge], op.batch, op.n, symmetric=True
+        )[1]
+    info.certified = zero_certificate(lam, info.components, _zero_tol(info))
+    info.converged = info.converged & info.certified
+
+
+def _forward_iterative(op: SymmetricOperator, opts: _Options, tol: float):
+    """The iterative paths with the saturation check, the certificate and the fallbacks."""
+    method = opts.method
+    lam, U, info = _iterative_solve(op, opts, method, tol, opts.block_size)
+    if method == "lanczos" and opts.auto_block and _saturated(lam, info.block_size,
+                                                             _zero_tol(info)):  # fmt: skip
+        spent = info.matvecs
+        lam, U, info = _iterative_solve(op, opts, method, tol, opts.k)
+        info.matvecs += spent
+        info.escalated = True
+    laplacian = _is_laplacian(op, opts)
+    if laplacian:
+        _certify(op, lam, info)
+    lam_all = U_all = None
+    if bool(info.converged.all()):
+        return lam, U, lam_all, U_all, info
+    if op.n <= opts.fallback_max_n:
+        # Tightly clustered spectra (e.g. a graph that is nearly many components) can stall a
+        # Krylov method, and a failed certificate means copies were missed: a graph this small
+        # is solved exactly instead
+        first = info
+        lam, U, lam_all, U_all = _dense_solve(op, opts.k)
+        info = _dense_info(op, lam, U, lam_all, tol)
+        info.method = f"{first.method}->dense"
+        info.restarts, info.matvecs = first.restarts, first.matvecs
+        info.components, info.escalated = first.components, first.escalated
+        if first.components is not None:
+            info.certified = zero_certificate(lam, first.components, _zero_tol(info))
+    elif (
+        opts.fallback_max_n > 0
+        and info.certified is not None
+        and not bool(info.certified.all())
+        and method == "lanczos"
+        and 3 * (int(info.components.max()) + opts.k) <= op.n
+    ):
+        # too large to densify: LOBPCG with a block wider than the null space finds every copy
+        first = info
+        block = opts.k + max(4, opts.k // 4, int(info.components.max().clamp_max(opts.k)))
+        lam, U, info = _iterative_solve(op, opts, "lobpcg", tol, block)
+        info.method = f"{first.method}->lobpcg"
+        info.matvecs += first.matvecs
+        info.components = first.components
+        _certify(op, lam, info)
+    return lam, U, lam_all, U_all, info
+
+
+def _route(op: SymmetricOperator, opts: _Options) -> str:
+    """The ``"auto"`` choice: dense when small, LOBPCG for large Laplacians, else Lanczos."""
+    k, n = opts.k, op.n
+    b = min(k, 4) if opts.block_size is None else opts.block_size
+    m = max(4 * k, k + 8 * b) if opts.basis_size is None else opts.basis_size
+    if n <= opts.dense_max_n or m + b > n:
+        return "dense"
+    lobpcg_block = opts.k + max(4, opts.k // 4) if opts.block_size is None else opts.block_size
+    if (
+        n >= opts.lobpcg_min_n
+        and 3 * lobpcg_block <= n
+        and op.csr is not None
+        and laplacian_like(op.csr.values(), op.rows, op.cols)  # L, L_sym: the multigrid's case
+    ):
+        return "lobpcg"
+    return "lanczos"
 
 
 class _EigshFunction(torch.autograd.Function):
@@ -84,46 +281,13 @@ class _EigshFunction(torch.autograd.Function):
     def forward(A: torch.Tensor, opts: _Options):
         op = SymmetricOperator.from_tensor(A)
         tol = opts.tol if opts.tol is not None else (1e-10 if op.dtype == torch.float64 else 1e-5)
+        if opts.method == "auto":
+            opts.method = _route(op, opts)
         if opts.method == "dense":
             lam, U, lam_all, U_all = _dense_solve(op, opts.k)
-            opts.info = _info_from_residuals(op, lam, U, lam_all, tol)
-        elif opts.method == "lobpcg":
-            gen = torch.Generator(device=op.device).manual_seed(opts.seed)
-            lam, U, opts.info = lobpcg_eigsh(
-                op,
-                opts.k,
-                tol=tol,
-                block_size=opts.block_size,
-                maxiter=opts.max_restarts,
-                generator=gen,
-                X0=opts.X0,
-            )
-            lam_all = U_all = None
+            opts.info = _dense_info(op, lam, U, lam_all, tol)
         else:
-            gen = torch.Generator(device=op.device).manual_seed(opts.seed)
-            lam, U, opts.info = block_lanczos(
-                op.matmul,
-                op.batch,
-                op.n,
-                opts.k,
-                dtype=op.dtype,
-                device=op.device,
-                block_size=opts.block_size,
-                basis_size=opts.basis_size,
-                tol=tol,
-                max_restarts=opts.max_restarts,
-                generator=gen,
-                X0=opts.X0,
-            )
-            lam_all = U_all = None
-            if not bool(opts.info.converged.all()) and op.n <= opts.fallback_max_n:
-                # Tightly clustered spectra (e.g. a graph that is nearly many components) can
-                # stall a Krylov method; a graph this small is solved exactly instead.
-                lanczos_info = opts.info
-                lam, U, lam_all, U_all = _dense_solve(op, opts.k)
-                opts.info = _info_from_residuals(op, lam, U, lam_all, tol)
-                opts.info.method = "lanczos->dense"
-                opts.info.restarts, opts.info.matvecs = lanczos_info.restarts, lanczos_info.matvecs
+            lam, U, lam_all, U_all, opts.info = _forward_iterative(op, opts, tol)
         if not op.batched:
             lam, U = lam[0], U[0]
         return lam, U, lam_all, U_all
@@ -182,6 +346,8 @@ def eigsh(
     X0: torch.Tensor | None = None,
     dense_max_n: int = 128,
     fallback_max_n: int = 4096,
+    lobpcg_min_n: int = LOBPCG_MIN_N,
+    laplacian: bool | None = None,
     check: bool = True,
     return_info: bool = False,
 ):
@@ -198,10 +364,13 @@ def eigsh(
             ``||A_bar||_F <= ||g_lambda|| + ||g_U||_F / (2 eps_abs)``.
         method: ``"dense"``, ``"lanczos"``, ``"lobpcg"`` (multigrid-preconditioned, for positive
             semi-definite ``A``; ``block_size`` is then its number of columns, default
-            ``k + max(4, k // 4)``, and ``max_restarts`` its iteration cap) or ``"auto"``
-            (dense when ``n <= dense_max_n`` or the
-            Lanczos basis would not fit, else Lanczos; a Lanczos solve that does not converge is
-            redone densely when ``n <= fallback_max_n``, and ``info.method`` says so).
+            ``k + max(4, k // 4)``, and ``max_restarts`` its iteration cap) or ``"auto"``: dense
+            when ``n <= dense_max_n`` or the Lanczos basis would not fit; LOBPCG for sparse
+            matrices with Laplacian sign pattern and ``n >= lobpcg_min_n`` per matrix; else
+            Lanczos. Iterative results pass the saturation check and, for Laplacians, the
+            components certificate (module docstring); under ``"auto"`` a result that still has
+            not converged or certified is redone densely when ``n <= fallback_max_n`` (or by
+            LOBPCG with a wider block above it), and ``info.method`` says so.
         backward: ``"full"`` (whole-spectrum gradient) or ``"subspace"`` (only the computed pairs;
             cheaper, biased for eigenvector losses).
         tol: relative residual tolerance ``||A u - lambda u|| <= tol ||A||`` (default 1e-10 in
@@ -209,8 +378,12 @@ def eigsh(
         block_size, basis_size, max_restarts: Lanczos settings (see :func:`block_lanczos`).
         seed: seed of the starting block: the same seed gives the same result.
         X0: ``(..., n, p)`` warm start for Lanczos or LOBPCG (e.g. last step's eigenvectors).
-        check: raise :class:`EigshConvergenceError` if a solve did not converge.
-        return_info: also return the :class:`~cheeger.linalg.lanczos.LanczosInfo`.
+        dense_max_n, fallback_max_n, lobpcg_min_n: the ``"auto"`` thresholds (per matrix).
+        laplacian: whether ``A`` is a graph Laplacian ``L`` or ``L_sym`` (non-negative weights),
+            which turns on the components certificate; ``None`` detects ``L = D - W`` from its
+            entries (``L_sym`` cannot be recognised: pass ``True``).
+        check: raise :class:`EigshConvergenceError` if a solve did not converge or certify.
+        return_info: also return the :class:`EigshInfo`.
 
     Returns:
         ``(eigenvalues (..., k) ascending, eigenvectors (..., n, k))`` (and the info). Eigenvector
@@ -237,10 +410,6 @@ def eigsh(
     if eps is not None and eps < 0:
         raise ValueError(f"eigsh: eps must be >= 0, got {eps}")
     auto = method == "auto"
-    if auto:
-        b = min(k, 4) if block_size is None else block_size
-        m = max(4 * k, k + 8 * b) if basis_size is None else basis_size
-        method = "dense" if (n <= dense_max_n or m + b > n) else "lanczos"
     if X0 is not None and X0.dim() == 2:
         X0 = X0.unsqueeze(0)
     opts = _Options(
@@ -255,16 +424,28 @@ def eigsh(
         seed,
         None if X0 is None else X0.detach(),
         fallback_max_n if auto else 0,
+        dense_max_n,
+        lobpcg_min_n,
+        auto_block=block_size is None,
+        laplacian=laplacian,
     )
     lam, U, _, _ = _EigshFunction.apply(A, opts)
     info = opts.info
     if check and not bool(info.converged.all()):
         bad = (~info.converged).nonzero().flatten().tolist()
+        missed = [] if info.certified is None else (~info.certified).nonzero().flatten().tolist()
+        why = (
+            f"did not converge for batch entries {bad}: worst relative residual "
+            f"{float(info.residuals.max()):.2e} > tol {info.tol:g}"
+            if not missed
+            else f"failed its certificate for batch entries {missed}: fewer zero eigenvalues "
+            f"than connected components ({info.components.tolist()}), so copies of a repeated "
+            "eigenvalue were missed"
+        )
         raise EigshConvergenceError(
-            f"eigsh: {method} solve of k={k} pairs (n={n}) did not converge for batch entries "
-            f"{bad}: worst relative residual {float(info.residuals.max()):.2e} > tol "
-            f"{info.tol:g} after {info.restarts} restarts ({info.matvecs} products). Raise "
-            "max_restarts or basis_size, or pass check=False to use the result anyway."
+            f"eigsh: {info.method} solve of k={k} pairs (n={n}) {why}, after {info.restarts} "
+            f"iterations ({info.matvecs} products). Raise max_restarts or basis_size, choose "
+            "another method, or pass check=False to use the result anyway."
         )
     return (lam, U, info) if return_info else (lam, U)
 

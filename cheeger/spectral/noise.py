@@ -200,7 +200,7 @@ def prediction_bound(
 
 def _bottom_eigenvalues(L: torch.Tensor, k: int, solver: dict[str, Any]) -> torch.Tensor:
     """The ``k`` smallest eigenvalues ``(B, k)`` of a batch of ``L_sym`` (no autograd)."""
-    eigenvalues, _ = eigsh(L, k, **solver)
+    eigenvalues, _ = eigsh(L, k, **{"laplacian": True, **solver})  # L_sym of a null graph
     return eigenvalues
 
 

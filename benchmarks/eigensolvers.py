@@ -1,12 +1,19 @@
 """Benchmark: the bottom ``k`` eigenpairs of image-graph Laplacians, our ``eigsh`` against rivals.
 
-Graphs (see :mod:`benchmarks.graphs`): ``L_sym`` of 4- and 8-neighbour pixel grids and of a
-symmetrised 10-NN graph, weights from a real CamVid frame, ``n = side^2`` from 1,024 to 65,536.
+Graphs: ``L_sym`` of 4- and 8-neighbour pixel grids and of a symmetrised 10-NN graph, weights
+from a real CamVid frame, ``n = side^2`` from 1,024 to 65,536 (``grid4``, ``grid8``, ``knn``: see
+:mod:`benchmarks.graphs`, bandwidth ``--bandwidth-scales`` x the median edge distance), and the
+real-image families of issue 11 (:func:`image_laplacian`, always at the median rule):
+
+* ``image8``: 8-neighbour colour graph, ``w = exp(-|c_i - c_j|^2 / 2 s^2) / step length``
+  (1 or sqrt 2), ``s^2`` the median of ``|c_i - c_j|^2`` over the edges;
+* ``imageknn``: symmetrised 10-NN graph of (colour, position / side) features, same rule.
 Solvers, each run in a FRESH SUBPROCESS (so its peak resident memory is its own, and a time cap can
 stop it) with one thread (``OMP/MKL/OPENBLAS_NUM_THREADS=1`` set before import and
 ``torch.set_num_threads(1)``):
 
-* ``lobpcg``, ``lanczos``, ``dense``: :func:`cheeger.linalg.eigsh` with that ``method``
+* ``auto`` (the "cheeger default" column: whatever ``eigsh(method="auto")`` routes to),
+  ``lobpcg``, ``lanczos``, ``dense``: :func:`cheeger.linalg.eigsh` with that ``method``
   (``dense`` only for ``n <= 4096``); ``lobpcg`` is the multigrid-preconditioned solver;
 * ``lobpcg_fb``: our ``lobpcg`` forward plus the backward of ``sum(lambda) + sum_j (g_j . u_j)^2``
   (a sign-invariant eigenvector loss, fixed random ``g``), ``backward="full"``;
@@ -31,6 +38,14 @@ Usage (from the project root)::
 
     .venv/bin/python -m benchmarks.eigensolvers --quick
     .venv/bin/python -m benchmarks.eigensolvers --sides 256 --ks 16 --graphs grid4
+    .venv/bin/python -m benchmarks.eigensolvers --sides 128,256 --ks 16 --graphs image8,imageknn \
+        --solvers auto,lobpcg,arpack_sa,arpack_si --bandwidth-scales 1
+    .venv/bin/python -m benchmarks.eigensolvers --batched   # the spectral head's small batches
+
+``--batched`` times, in this process with one thread, a batch of 8 ``image8`` graphs of 8
+different frames (23 x 30 and 46 x 60 pixels: the head's stride-8 and stride-4 graphs at
+180 x 240), ``k = 16``, float32 and float64, ``eigsh`` with ``lanczos``, ``lobpcg`` and ``auto``
+(median of ``--repeats`` timed runs after one warm-up).
 """
 
 from __future__ import annotations
@@ -50,6 +65,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FRAME = ROOT.parent / "shared" / "data" / "camvid" / "test" / "0001TP_008550.png"
 SOLVERS = (
+    "auto",
     "lobpcg",
     "lobpcg_fb",
     "lanczos",
@@ -61,6 +77,77 @@ SOLVERS = (
 )
 DENSE_MAX_N = 4096
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+IMAGE_KINDS = ("image8", "imageknn")
+
+
+# --------------------------------------------------------------------------------------------
+# real-image graph families
+# --------------------------------------------------------------------------------------------
+
+
+def _image_edges(frame: str | Path, H: int, W: int, kind: str):
+    """Upper edges ``(rows, cols, weights)`` of the ``kind`` graph of ``frame`` at ``H x W``."""
+    import numpy as np
+    from PIL import Image
+
+    from benchmarks.graphs import _knn_pairs
+
+    path = Path(frame)
+    if not path.is_file():
+        raise FileNotFoundError(f"benchmark frame {path} does not exist (pass --frame)")
+    with Image.open(path) as im:
+        rgb = np.asarray(im.convert("RGB").resize((W, H), Image.BILINEAR), dtype=np.float64)
+    colour = rgb.reshape(-1, 3) / 255.0
+    n = H * W
+    if kind == "image8":
+        idx = np.arange(n).reshape(H, W)
+        r2 = 2**0.5
+        parts = [(idx[:, :-1], idx[:, 1:], 1.0), (idx[:-1, :], idx[1:, :], 1.0),
+                 (idx[:-1, :-1], idx[1:, 1:], r2), (idx[:-1, 1:], idx[1:, :-1], r2)]  # fmt: skip
+        rows = np.concatenate([a.ravel() for a, _, _ in parts])
+        cols = np.concatenate([b.ravel() for _, b, _ in parts])
+        step = np.concatenate([np.full(a.size, s) for a, _, s in parts])
+        feats = colour
+    elif kind == "imageknn":
+        yx = np.stack(np.divmod(np.arange(n), W), axis=1) / max(H, W)
+        feats = np.concatenate([colour, yx], axis=1)
+        rows, cols = _knn_pairs(feats, 10)
+        step = np.ones(rows.shape[0])
+    else:
+        raise ValueError(f"image graph kind must be one of {IMAGE_KINDS}, got {kind!r}")
+    d2 = ((feats[rows] - feats[cols]) ** 2).sum(1)
+    s2 = float(np.median(d2))
+    if s2 <= 0:
+        raise ValueError(f"{path}: median edge distance is 0 at {H} x {W}")
+    return rows, cols, np.exp(-d2 / (2 * s2)) / step, s2
+
+
+def image_laplacian(frames, H: int, W: int, kind: str, dtype=None):
+    """``L_sym`` (coalesced COO) of the ``kind`` graph of each frame at ``H x W``: ``(n, n)`` for
+    one frame (a path), ``(B, n, n)`` (3 sparse dims) for a list; and a description."""
+    import numpy as np
+    import torch
+
+    from cheeger.graph import normalized_laplacian
+
+    batched = isinstance(frames, (list, tuple))
+    frames = list(frames) if batched else [frames]
+    n, idx, vals, info = H * W, [], [], {}
+    for b, frame in enumerate(frames):
+        rows, cols, w, s2 = _image_edges(frame, H, W, kind)
+        r, c = np.concatenate([rows, cols]), np.concatenate([cols, rows])
+        idx.append(np.stack([np.full(r.shape[0], b), r, c]))
+        vals.append(np.concatenate([w, w]))
+        info = {"n": n, "bandwidth": s2**0.5, "weight_min": float(w.min()),
+                "weights_below_1e-16": float((w < 1e-16).mean())}  # fmt: skip
+    index = torch.from_numpy(np.concatenate(idx, 1))
+    values = torch.from_numpy(np.concatenate(vals)).to(dtype or torch.float64)
+    Wt = torch.sparse_coo_tensor(index, values, (len(frames), n, n), check_invariants=True)
+    L = normalized_laplacian(Wt.coalesce())
+    if not batched:
+        L = torch.sparse_coo_tensor(L.indices()[1:], L.values(), (n, n), is_coalesced=True)
+    info["nnz"] = int(L._nnz())
+    return L, info
 
 
 # --------------------------------------------------------------------------------------------
@@ -83,9 +170,13 @@ def _worker(spec: dict) -> dict:
 
     torch.set_num_threads(spec["threads"])
     t0 = time.perf_counter()
-    L, ginfo = build_graph(
-        GraphSpec(spec["graph"], spec["side"], spec["frame"], spec["bandwidth_scale"])
-    )
+    if spec["graph"] in IMAGE_KINDS:
+        side = spec["side"]
+        L, ginfo = image_laplacian(spec["frame"], side, side, spec["graph"])
+    else:
+        L, ginfo = build_graph(
+            GraphSpec(spec["graph"], spec["side"], spec["frame"], spec["bandwidth_scale"])
+        )
     build_s = time.perf_counter() - t0
     n, k, rtol, solver = L.shape[0], spec["k"], spec["rtol"], spec["solver"]
     Lcsr = L.to_sparse_csr()
@@ -112,7 +203,7 @@ def _worker(spec: dict) -> dict:
             A, k, method=method, tol=rtol, check=False, return_info=True, max_restarts=5000
         )
         extra = {"iterations": info.restarts, "matvecs": info.matvecs,
-                 "converged": bool(info.converged.all())}
+                 "converged": bool(info.converged.all()), "method": info.method}
         if grad:
             g = torch.randn(n, k, dtype=L.dtype, generator=torch.Generator().manual_seed(0))
             (lam.sum() + ((U * g).sum(0) ** 2).sum()).backward()
@@ -148,6 +239,7 @@ def _worker(spec: dict) -> dict:
         return lam[:k].numpy(), U[:, :k].numpy(), {"converged": True}
 
     run = {
+        "auto": lambda: ours("auto", False),
         "lobpcg": lambda: ours("lobpcg", False),
         "lobpcg_fb": lambda: ours("lobpcg", True),
         "lanczos": lambda: ours("lanczos", False),
@@ -264,7 +356,7 @@ def _print_config(records: list[dict]) -> None:
     )
     head = (
         f"{'solver':13s} {'status':8s} {'time s':>9s} {'runs':>4s} {'SA/t':>8s} {'SI/t':>8s} "
-        f"{'max res':>9s} {'max |dl|':>9s} {'its':>6s} {'peak MB':>8s}"
+        f"{'max res':>9s} {'max |dl|':>9s} {'its':>6s} {'peak MB':>8s} {'via':8s}"
     )
     print(head)
     print("-" * len(head))
@@ -277,7 +369,7 @@ def _print_config(records: list[dict]) -> None:
             f"{_fmt(r.get('runs'), 'd'):>4s} {_ratio(r, 'arpack_sa'):>8s} "
             f"{_ratio(r, 'arpack_si'):>8s} {_fmt(r.get('residual_max'), '.1e'):>9s} "
             f"{_fmt(r.get('eig_err_max'), '.1e'):>9s} {_fmt(r.get('iterations'), 'd'):>6s} "
-            f"{_fmt(r.get('peak_rss_mb'), '.0f'):>8s}"
+            f"{_fmt(r.get('peak_rss_mb'), '.0f'):>8s} {r.get('method', ''):8s}"
         )
 
 
@@ -297,7 +389,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sides", type=_ints, default=[32, 64, 128, 256], help="grid sides: n = side^2")
     p.add_argument("--ks", type=_ints, default=[8, 16, 32], help="numbers of eigenpairs")
-    p.add_argument("--graphs", default="grid4,grid8,knn", help="grid4, grid8, knn")
+    p.add_argument(
+        "--graphs", default="grid4,grid8,knn", help="grid4, grid8, knn, image8, imageknn"
+    )
     p.add_argument("--solvers", default=",".join(SOLVERS), help=f"subset of {SOLVERS}")
     p.add_argument(
         "--bandwidth-scales", default="1,10",
@@ -317,6 +411,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--rescore", nargs="+", type=Path,
         help="recompute references and ratios of existing JSON files, merge them into --out",
     )
+    p.add_argument("--batched", action="store_true",
+                   help="time the spectral head's batches (8 image8 graphs, lanczos vs lobpcg)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -341,13 +437,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.rescore:
         return _rescore(args)
+    if args.batched:
+        return _batched(args)
     records: list[dict] = []
     timed_out: set[tuple] = set()  # (graph, scale, k, solver) that hit a cap at a smaller size
     started = time.time()
     # run our solver first: ARPACK's calibrated tolerance needs lambda_k
     order = sorted(args.solvers, key=lambda s: (s != "lobpcg", SOLVERS.index(s)))
     for graph in args.graphs:
-        for scale in args.bandwidth_scales:
+        # the real-image families are always at the median rule
+        for scale in [1.0] if graph in IMAGE_KINDS else args.bandwidth_scales:
             for k in args.ks:
                 for side in sorted(args.sides):
                     n = side * side
@@ -393,6 +492,49 @@ def main(argv: list[str] | None = None) -> int:
                         _write_json(args.out, _payload(args, records, started))
     _write_json(args.out, _payload(args, records, started))
     print(f"\nwrote {args.out} ({len(records)} records, {time.time() - started:.0f} s)")
+    return 0
+
+
+def _batched(args: argparse.Namespace) -> int:
+    """Seconds per solve of a batch of 8 ``image8`` graphs (the spectral head's case)."""
+    import torch
+
+    from cheeger.linalg import eigsh
+
+    torch.set_num_threads(args.threads)
+    folder = Path(args.frame).parent
+    frames = sorted(folder.glob("*.png"))[:: max(1, len(list(folder.glob("*.png"))) // 8)][:8]
+    head = (f"{'n':>6s} {'dtype':8s} {'method':8s} {'via':8s} {'time s':>8s} {'vs lanczos':>10s} "
+            f"{'its':>5s} {'products':>8s} {'max res':>9s} {'conv':>5s}")  # fmt: skip
+    print(f"batch of {len(frames)} image8 graphs ({folder}), k = 16, {args.threads} thread(s), "
+          f"median of {args.repeats} runs after a warm-up\n{head}\n{'-' * len(head)}")  # fmt: skip
+    rows = []
+    for H, W in ((23, 30), (46, 60)):
+        for dtype in (torch.float32, torch.float64):
+            L, _ = image_laplacian(frames, H, W, "image8", dtype)
+            times = {}
+            for method in ("lanczos", "lobpcg", "auto"):
+                eigsh(L, 16, method=method, check=False)  # warm-up
+                ts = []
+                for _ in range(args.repeats):
+                    t0 = time.perf_counter()
+                    _, _, info = eigsh(L, 16, method=method, check=False, return_info=True)
+                    ts.append(time.perf_counter() - t0)
+                times[method] = statistics.median(ts)
+                row = {"n": H * W, "dtype": str(dtype).split(".")[-1], "method": method,
+                       "via": info.method, "time": times[method], "times": ts,
+                       "iterations": info.restarts, "matvecs": info.matvecs,
+                       "residual_max": float(info.residuals.max()),
+                       "converged": bool(info.converged.all())}  # fmt: skip
+                rows.append(row)
+                print(f"{row['n']:6d} {row['dtype']:8s} {method:8s} {row['via']:8s} "
+                      f"{row['time']:8.4f} {times['lanczos'] / row['time']:10.2f} "
+                      f"{row['iterations']:5d} {row['matvecs']:8d} {row['residual_max']:9.1e} "
+                      f"{row['converged']!s:>5s}")  # fmt: skip
+    out = args.out.with_name(args.out.stem + "_batched.json")
+    _write_json(out, {"meta": {"frames": [str(f) for f in frames], "threads": args.threads,
+                               "torch": torch.__version__}, "results": rows})  # fmt: skip
+    print(f"\nwrote {out}")
     return 0
 
 

@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--spectral-strides", type=int, nargs="+", default=[2, 4])
-    parser.add_argument("--out", type=Path, default=Path("results/benchmarks/encoder.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/out/encoder.json"))
     args = parser.parse_args(argv)
     rows = []
     for threads in args.threads:

@@ -14,6 +14,7 @@ from cheeger.demos.features import FEATURE_NAMES, FEATURE_WEIGHTS, PixelFeatures
 from cheeger.demos.live import LIVE_LONG_SIDE, LiveStats, render_frame, run_live, write_animation
 from cheeger.demos.similarity import (
     SIMILARITY_LONG_SIDE,
+    ClickQuery,
     SimilarityResult,
     parse_query,
     similarity_figure,
@@ -27,6 +28,7 @@ __all__ = [
     "FEATURE_WEIGHTS",
     "LIVE_LONG_SIDE",
     "SIMILARITY_LONG_SIDE",
+    "ClickQuery",
     "DemoError",
     "Embedding",
     "FolderSource",

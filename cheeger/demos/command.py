@@ -77,6 +77,17 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
     demo.set_defaults(handler=run_demo)
 
 
+def _need_display(demo: str) -> None:
+    """Refuse a window where there is no display (a headless run would show nothing, forever)."""
+    from cheeger.demos.errors import DemoError
+
+    headless = sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if headless:
+        raise DemoError(f"no --out and no display (DISPLAY is unset) to show the {demo} window; "
+                        "pass --out FILE to run headless")  # fmt: skip
+
+
 def _features(args: argparse.Namespace):
     from cheeger.demos.features import pixel_features
 
@@ -98,6 +109,8 @@ def _similarity(args: argparse.Namespace) -> int:
     from cheeger.demos.sources import read_image
 
     query = parse_query(args.query)
+    if args.out is None:
+        _need_display("similarity")
     image = read_image(args.image)
     result = similarity_map(image, query, long_side=args.long_side, k=args.k,
                             features=_features(args))  # fmt: skip
@@ -116,6 +129,8 @@ def _live(args: argparse.Namespace) -> int:
     from cheeger.demos.sources import open_source
 
     query = None if args.query is None else parse_query(args.query)
+    if args.out is None:
+        _need_display("live")
     run_live(open_source(args.source), query, frames=args.frames, out=args.out,
              show=args.out is None, long_side=args.long_side, k=args.k,
              features=_features(args), warm=not args.cold)  # fmt: skip

@@ -39,6 +39,7 @@ from cheeger.demos.features import pixel_features
 
 __all__ = [
     "SIMILARITY_LONG_SIDE",
+    "ClickQuery",
     "SimilarityResult",
     "grid_query",
     "parse_query",
@@ -199,33 +200,53 @@ def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
     return path
 
 
-def show_interactive(image: torch.Tensor, result: SimilarityResult, query: tuple[int, int]):
-    """A matplotlib window: image and similarity map; a click on either moves the query.
+class ClickQuery:
+    """The two-panel window's content: image and similarity map; :meth:`click` moves the query.
 
     Only the cosine similarity is recomputed on a click (the embedding does not depend on the
-    query). Needs a display and an interactive matplotlib backend.
+    query). Built on a given :class:`~matplotlib.figure.Figure`, so tests drive it without a
+    display; :func:`show_interactive` connects it to a pyplot window.
+
+    Attributes:
+        query: ``(row, col)`` in image pixels, the last one clicked.
+    """
+
+    def __init__(self, fig: Figure, image: torch.Tensor, result: SimilarityResult,
+                 query: tuple[int, int]) -> None:  # fmt: skip
+        self.fig, self.result, self.query = fig, result, query
+        picture = image.permute(1, 2, 0).cpu().numpy()
+        self.shape = picture.shape[:2]
+        self.left, self.right = fig.subplots(1, 2)
+        self.left.imshow(picture)
+        self.marks = [ax.plot(query[1], query[0], "+", color=c, ms=16, mew=2.5)[0]
+                      for ax, c in ((self.left, "red"), (self.right, "cyan"))]  # fmt: skip
+        self.shown = self.right.imshow(_upsample(result.similarity, self.shape), cmap="inferno",
+                                       vmin=-1, vmax=1)  # fmt: skip
+        fig.suptitle("click a pixel to move the query")
+
+    def click(self, event) -> None:
+        """A mouse press: a press on either panel moves the query there."""
+        if event.inaxes not in (self.left, self.right) or event.xdata is None:
+            return
+        row = min(max(int(event.ydata), 0), self.shape[0] - 1)
+        col = min(max(int(event.xdata), 0), self.shape[1] - 1)
+        size = self.result.embedding.size
+        cell = grid_query((row, col), self.shape, size)
+        sim = cosine_similarity_map(self.result.embedding.embedding, size, cell)
+        self.shown.set_data(_upsample(sim, self.shape))
+        for mark in self.marks:
+            mark.set_data([col], [row])
+        self.query = (row, col)
+        self.fig.canvas.draw_idle()
+
+
+def show_interactive(image: torch.Tensor, result: SimilarityResult, query: tuple[int, int]):
+    """A matplotlib window (:class:`ClickQuery`): a click on either panel moves the query.
+
+    Needs a display and an interactive matplotlib backend.
     """
     import matplotlib.pyplot as plt
 
-    picture = image.permute(1, 2, 0).cpu().numpy()
-    shape = picture.shape[:2]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    left.imshow(picture)
-    marks = [ax.plot(query[1], query[0], "+", color=c, ms=16, mew=2.5)[0]
-             for ax, c in ((left, "red"), (right, "cyan"))]  # fmt: skip
-    shown = right.imshow(_upsample(result.similarity, shape), cmap="inferno", vmin=-1, vmax=1)
-    fig.suptitle("click a pixel to move the query")
-
-    def on_click(event) -> None:
-        if event.inaxes not in (left, right) or event.xdata is None:
-            return
-        row, col = int(event.ydata), int(event.xdata)
-        cell = grid_query((row, col), shape, result.embedding.size)
-        sim = cosine_similarity_map(result.embedding.embedding, result.embedding.size, cell)
-        shown.set_data(_upsample(sim, shape))
-        for mark in marks:
-            mark.set_data([col], [row])
-        fig.canvas.draw_idle()
-
-    fig.canvas.mpl_connect("button_press_event", on_click)
+    window = ClickQuery(plt.figure(figsize=(11, 4.5)), image, result, query)
+    window.fig.canvas.mpl_connect("button_press_event", window.click)
     plt.show()

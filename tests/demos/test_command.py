@@ -54,7 +54,8 @@ def test_live_writes_a_gif_and_reports_the_rate_last(camvid_folder, tmp_path, ca
     (["live", "--source", "63", "--out", "{tmp}/a.gif"], "webcam 63"),
     (["live", "--source", "{tmp}/missing.mp4", "--out", "{tmp}/a.gif"], "source not found"),
     (["live", "--source", "{frame}", "--out", "{tmp}/a.txt"], "expected .gif or a video"),
-    (["similarity", "{frame}", "--query", "1,1", "--run", "{tmp}"], "no best.pt or checkpoint"),
+    (["similarity", "{frame}", "--query", "1,1", "--run", "{tmp}", "--out", "{tmp}/a.png"],
+     "no best.pt or checkpoint"),
     (["dashboard", "{tmp}/missing"], "run folder"),
 ])  # fmt: skip
 def test_bad_input_prints_one_line_and_exits_1(argv, message, camvid_frame, tmp_path, capsys):
@@ -63,6 +64,15 @@ def test_bad_input_prints_one_line_and_exits_1(argv, message, camvid_frame, tmp_
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith(f"cheeger demo {argv[0]}: error: ")
     assert message in err
+
+
+@pytest.mark.parametrize("demo", [["similarity", "{frame}", "--query", "1,1"],
+                                  ["live", "--source", "{frame}"]])  # fmt: skip
+def test_no_out_without_a_display_is_refused(demo, camvid_frame, monkeypatch, capsys):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["demo", *(a.format(frame=camvid_frame[0]) for a in demo)]) == 1
+    assert "no --out and no display" in capsys.readouterr().err
 
 
 def test_run_features_feed_the_same_pipeline(run_folder, camvid_frame, tmp_path):

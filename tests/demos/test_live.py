@@ -84,3 +84,22 @@ def test_errors_are_named(tmp_path):
         run_live([_scene(0)], query=(36, 0), echo=False)
     with pytest.raises(DemoError, match=r"expected \.gif or a video"):
         write_animation([render_frame(_scene(0), torch.zeros(6, 8), (0, 0))], tmp_path / "a.txt")
+
+
+def test_window_mode_shows_frames_and_a_click_moves_the_query():
+    import matplotlib
+
+    from cheeger.demos.live import _Window
+
+    if matplotlib.get_backend().lower() != "agg":
+        pytest.skip("needs the non-interactive Agg backend (no display in tests)")
+    stats = run_live([_scene(0), _scene(1)], query=(2, 24), show=True, long_side=24, k=4,
+                     echo=False)  # fmt: skip
+    assert stats.frames == 2 and stats.rendered == []  # shown, not kept
+    window = _Window((2, 24))
+    window.update(stats_frame := render_frame(_scene(0), torch.zeros(6, 8), (2, 24)))
+    assert window.shown.get_array().shape == stats_frame.shape
+    from types import SimpleNamespace
+
+    window._click(SimpleNamespace(inaxes=window.ax, xdata=48 + 10.6, ydata=30.2))  # right half
+    assert window.query == (30, 10)

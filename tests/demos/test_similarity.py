@@ -11,6 +11,7 @@ from PIL import Image
 
 from cheeger.demos.errors import QueryError
 from cheeger.demos.similarity import (
+    ClickQuery,
     grid_query,
     parse_query,
     save_figure,
@@ -66,6 +67,28 @@ def test_figure_is_written_atomically_as_png(camvid, tmp_path):
         pixels = np.asarray(png.convert("RGB"))
     assert pixels.std() > 20  # not blank
     assert sorted(p.name for p in path.parent.iterdir()) == ["f.png"]  # no temp file left
+
+
+def test_a_click_moves_the_query_and_redraws_the_map(camvid):
+    from types import SimpleNamespace
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    image, labels = camvid
+    sky, road = _pixel_of(labels, SKY), _pixel_of(labels, ROAD)
+    result = similarity_map(image, sky, long_side=40, k=6)
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    window = ClickQuery(fig, image, result, sky)
+    before = window.shown.get_array().copy()  # (360, 480) upsampled map
+    assert before[sky] > before[road]
+    window.click(SimpleNamespace(inaxes=window.right, xdata=road[1] + 0.4, ydata=road[0] + 0.4))
+    after = window.shown.get_array()
+    assert window.query == road and after[road] > after[sky]
+    assert list(window.marks[0].get_xdata()) == [road[1]]
+    window.click(SimpleNamespace(inaxes=None, xdata=None, ydata=None))  # outside: nothing moves
+    assert window.query == road
 
 
 def test_grid_query_and_parse():

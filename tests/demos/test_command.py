@@ -1,5 +1,5 @@
 """``cheeger demo ...`` through the real CLI: outputs written, one-line errors with status 1,
-and ``--run`` with a trained run's decoder features."""
+windows refused without a display, ``--run`` with a run folder."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ import torch
 from PIL import Image
 
 from cheeger.cli import main
-from cheeger.demos.decoder import DecoderFeatures
-from cheeger.demos.errors import DemoError
-from cheeger.demos.similarity import similarity_map
 from cheeger.models import UNet
 from cheeger.training.checkpoint import save_checkpoint
 
@@ -75,22 +72,8 @@ def test_no_out_without_a_display_is_refused(demo, camvid_frame, monkeypatch, ca
     assert "no --out and no display" in capsys.readouterr().err
 
 
-def test_run_features_feed_the_same_pipeline(run_folder, camvid_frame, tmp_path):
-    features = DecoderFeatures(run_folder)
-    image = torch.rand(3, 48, 64)
-    f = features(image, (24, 32))  # (width, h, w)
-    assert f.shape == (4, 24, 32) and torch.isfinite(f).all()
-    # standardised, scaled to the seven handcrafted dimensions' total variance
-    assert float(f.reshape(4, -1).var(1).sum()) == pytest.approx(7.0, rel=1e-4)
-    result = similarity_map(image, (5, 5), long_side=32, k=4, features=features)
-    assert result.similarity.shape == (24, 32) and torch.isfinite(result.similarity).all()
+def test_run_option_uses_the_run(run_folder, camvid_frame, tmp_path):
     out = tmp_path / "run.png"
     assert main(["demo", "similarity", str(camvid_frame[0]), "--query", "40,240", "--out",
                  str(out), "--run", str(run_folder), "--long-side", "40"]) == 0  # fmt: skip
     assert out.is_file()
-
-
-def test_unusable_checkpoint_is_named(tmp_path):
-    (tmp_path / "best.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(DemoError, match=r"best\.pt: not a usable checkpoint"):
-        DecoderFeatures(tmp_path)

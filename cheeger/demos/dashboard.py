@@ -21,7 +21,8 @@ and loss weights), ``validation`` (``val/miou`` and ``val/boundary_miou``), ``op
 ``complement``, ``eigsh``, ``eigen...``, ``lanczos``, ``lobpcg``, ``iterations``, ``restarts``,
 ``residual(s)`` in its name: the training loop's ``train/solver_*`` forward and
 ``train/complement_*`` backward statistics), drawn one small chart per curve since their scales
-differ (counts of products, fractions, residuals). A run without them (the conv head) says so.
+differ (counts of products, fractions, residuals), as are the optimiser's two. A run without
+them (the conv head) says so.
 
 Example:
     >>> import tempfile, pathlib

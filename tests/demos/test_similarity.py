@@ -51,7 +51,7 @@ def test_query_class_is_more_similar_than_the_other_class(camvid, query_class, o
     grid = _labels_on_grid(labels, (90, 120))
     same, different = result.similarity[grid == query_class], result.similarity[grid == other]
     assert same.numel() > 100 and different.numel() > 100
-    assert same.mean() > different.mean() + 0.3  # measured 0.4 to 0.8 over CamVid test frames
+    assert same.mean() > different.mean() + 0.3  # this frame: 0.86 (sky query), 0.54 (road)
     # rank separation: a random pixel of the query's class beats one of the other (AUC)
     auc = (same[:, None] > different[None, :]).float().mean()
     assert auc > 0.8, f"AUC {auc:.3f}"

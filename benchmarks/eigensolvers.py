@@ -29,7 +29,8 @@ stop it) with one thread (``OMP/MKL/OPENBLAS_NUM_THREADS=1`` set before import a
 Per run: wall time (median of ``--repeats`` runs for ``n <= 16384``, one run above; the JSON says
 how many), the largest relative residual ``||A u - lambda u|| / ||A||_2`` (``||A||_2`` by 100 power
 steps, from below, so residuals are if anything overstated), the largest eigenvalue error against
-the best reference (dense ``eigh`` where it ran, else the solution with the smallest residual),
+the best reference (dense ``eigh`` where it ran, else the elementwise minimum over the solutions
+with residual <= 10 rtol: ARPACK 'SA' misses copies of clustered eigenvalues on ``image8``),
 and the peak resident set size of the subprocess (``resource.getrusage`` ``ru_maxrss``: the
 whole process, graph included; ``rss_base_mb`` is the level after building the graph). The table
 gives times as ratios to ARPACK ``SA`` and to shift-invert measured in the same run.
@@ -312,22 +313,39 @@ def _fmt(x, spec=".3g", none="-"):
 def _finish_config(records: list[dict]) -> None:
     """Reference eigenvalues, errors and ratios for the records of one configuration.
 
-    The reference is dense ``eigh`` where it ran, else the complete solution with the smallest
-    residual. ``ratio_<rival> = t(rival) / t(solver)`` (> 1: faster than the rival) uses the
-    rival's time even when it did not converge (then ``<rival>_converged`` is false); a rival
+    The reference is dense ``eigh`` where it ran, else the elementwise minimum of the eigenvalues
+    of the solutions with residuals <= 10 rtol (``MISSED`` in the table: an eigenvalue error above
+    100 x the residual bound, i.e. a copy of a clustered eigenvalue was missed).
+    ``ratio_<rival> = t(rival) / t(solver)`` (> 1: faster than the rival) uses the rival's time
+    even when it did not converge (then ``<rival>_converged`` is false); a rival
     that hit its time cap gives ``ratio_<rival>_at_least = cap / t(solver)`` instead.
     """
     ok = [r for r in records if r["status"] == "ok" and len(r.get("eigenvalues", [])) == r["k"]]
     dense = [r for r in ok if r["solver"] in ("torch_eigh", "dense")]
-    ref = min(dense or ok, key=lambda r: r["residual_max"], default=None)
+    accurate = [r for r in ok if r["residual_max"] <= 10 * r.get("solver_options", {}).get(
+        "rtol", 1e-8)]  # fmt: skip
+    if dense:
+        ref = min(dense, key=lambda r: r["residual_max"])
+        name, ref_values = ref["solver"], ref["eigenvalues"]
+    elif accurate:
+        # each accurate Ritz value is within its residual of SOME eigenvalue, but a solver that
+        # missed a copy of a clustered eigenvalue reports the next one up in its place: the
+        # elementwise minimum over accurate solutions is the reference (smallest residual is not)
+        name = "min(" + ",".join(r["solver"] for r in accurate) + ")"
+        ref_values = [min(vs) for vs in zip(*(r["eigenvalues"] for r in accurate), strict=True)]
+    else:
+        name, ref_values = None, None
     ran = {r["solver"]: r for r in records}
     ok_ids = {id(r) for r in ok}
     for r in records:
-        r["reference"] = None if ref is None else ref["solver"]
-        if id(r) in ok_ids and ref is not None:
+        r["reference"] = name
+        if id(r) in ok_ids and ref_values is not None:
             r["eig_err_max"] = max(
-                abs(a - b) for a, b in zip(r["eigenvalues"], ref["eigenvalues"], strict=True)
+                abs(a - b) for a, b in zip(r["eigenvalues"], ref_values, strict=True)
             )
+            # more than 100 x the residual bound |theta - lambda| <= res ||A||: a missed eigenvalue
+            bound = 100 * max(r["residual_max"], 1e-14) * r.get("anorm", 2.0)
+            r["missed"] = r["eig_err_max"] > bound
         for rival in ("arpack_sa", "arpack_si"):
             other = ran.get(rival, {})
             r[f"ratio_{rival}"] = r[f"ratio_{rival}_at_least"] = None
@@ -364,6 +382,8 @@ def _print_config(records: list[dict]) -> None:
         status = r["status"] if r["status"] != "ok" or r.get("converged", True) else "ok"
         if r["status"] == "ok" and not r.get("converged", True):
             status = "noconv"
+        if r["status"] == "ok" and r.get("missed"):
+            status = "MISSED"  # small residuals, but an eigenvalue of the bottom k is not there
         print(
             f"{r['solver']:13s} {status:8s} {_fmt(r.get('time'), '.3f'):>9s} "
             f"{_fmt(r.get('runs'), 'd'):>4s} {_ratio(r, 'arpack_sa'):>8s} "

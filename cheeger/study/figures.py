@@ -159,13 +159,26 @@ def per_class_figure(table: pd.DataFrame, ylabel: str = "IoU") -> Figure:
 
 
 def scaling_figure(frame: pd.DataFrame) -> Figure:
-    """Eigensolver time against problem size, log-log, one line per solver."""
+    """Eigensolver time against problem size, log-log, one line per solver; one panel per graph
+    family (the ``graph`` column, when there is one), side by side on shared axes."""
+    graphs = list(dict.fromkeys(frame["graph"])) if "graph" in frame.columns else [None]
     with _style():
-        fig, axes = new_figure(1, 1, width=4.2, height=3.2)
-        ax = axes[0, 0]
-        sns.lineplot(data=frame, x="n", y="seconds", hue="solver", style="solver", markers=True,
-                     dashes=False, errorbar=None, ax=ax)  # fmt: skip
-        ax.set(xscale="log", yscale="log", xlabel="nodes n", ylabel="seconds per solve")
+        fig, axes = new_figure(1, len(graphs), width=4.2, height=3.2)
+        for j, graph in enumerate(graphs):
+            ax = axes[0, j]
+            data = frame if graph is None else frame[frame["graph"] == graph]
+            sns.lineplot(data=data, x="n", y="seconds", hue="solver", style="solver",
+                         markers=True, dashes=False, errorbar=None, ax=ax,
+                         hue_order=sorted(set(frame["solver"])),
+                         style_order=sorted(set(frame["solver"])))  # fmt: skip
+            ax.set(xscale="log", yscale="log", xlabel="nodes n", ylabel="seconds per solve",
+                   title=graph or "")  # fmt: skip
+            if j:
+                ax.get_legend().remove()
+        if len(graphs) > 1:  # shared axes, so the families compare at a glance
+            lows, highs = zip(*(ax.get_ylim() for ax in axes[0]), strict=True)
+            for ax in axes[0]:
+                ax.set_ylim(min(lows), max(highs))
     return fig
 
 

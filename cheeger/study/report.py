@@ -204,7 +204,8 @@ def make_report(
         sections.append((f"Trial `{name}` ({split}, Welch)",
                          caption + "\n\n" + view.to_markdown()))  # fmt: skip
     if data.scaling is not None and len(data.scaling):
-        wide = data.scaling.pivot_table(index="n", columns="solver", values="seconds")
+        index = ["graph", "n"] if "graph" in data.scaling.columns else ["n"]
+        wide = data.scaling.pivot_table(index=index, columns="solver", values="seconds")
         T.write_table(wide.reset_index(), tables, "scaling", caption="seconds per solve")
         save(lambda: F.scaling_figure(data.scaling), "scaling", "Eigensolver scaling")
         sections.append(("Eigensolver scaling (seconds per solve)",

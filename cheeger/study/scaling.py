@@ -3,9 +3,9 @@
 The benchmark lives outside the package (``benchmarks/`` in the checkout: it times our solvers
 against scipy/torch rivals, which the package itself never imports), so it runs as a subprocess
 of the interpreter running this code, from the checkout, with the grid sides, ``k``, graph,
-solvers and repeats of ``study.scaling``; it runs every (solver, size) in a fresh process with
-``threads`` torch/BLAS threads. Its JSON is kept as written; :func:`scaling_table` turns it into
-one row per ``(solver, n)``: ``solver, n, k, seconds`` (the benchmark's median over repeats;
+solvers and repeats of ``study.scaling``; it runs every (graph, solver, size) in a fresh process
+with ``threads`` torch/BLAS threads. Its JSON is kept as written; :func:`scaling_table` turns it
+into one row per ``(graph, solver, n)``: ``solver, n, k, seconds`` (the benchmark's median over repeats;
 empty when the run failed or hit the time cap, ``status`` says which) and a few diagnostics,
 the table the report plots on log-log axes.
 
@@ -58,9 +58,11 @@ class ScalingConfig:
     Attributes:
         sides: pixel-grid sides; ``n = side ** 2`` nodes.
         k: eigenpairs per solve.
-        graph: ``grid4``, ``grid8`` or ``knn`` (benchmarks/graphs.py).
-        bandwidth_scale: Gaussian bandwidth as a multiple of the median edge distance
-            (10: small but resolved gaps; 1: the median rule, nearly disconnected graphs).
+        graph: one graph family or a list of them, swept side by side: ``grid4``, ``grid8``,
+            ``knn`` (benchmarks/graphs.py) and the real-image families ``image8``, ``imageknn``
+            (benchmarks/eigensolvers.py, always at the median rule).
+        bandwidth_scale: Gaussian bandwidth of ``grid4/grid8/knn`` as a multiple of the median
+            edge distance (10: small but resolved gaps; 1: the median rule, nearly disconnected).
         solvers: solver names (empty: all the benchmark knows).
         repeats: timed repetitions per point up to n = 16,384 (the median is reported).
         timeout: seconds; a solver over it at one size skips the larger ones.
@@ -71,7 +73,7 @@ class ScalingConfig:
 
     sides: tuple[int, ...] = (32, 64, 128)
     k: int = 16
-    graph: str = "grid4"
+    graph: str | tuple[str, ...] = "grid4"
     bandwidth_scale: float = 10.0
     solvers: tuple[str, ...] = ()
     repeats: int = 3
@@ -95,8 +97,8 @@ class ScalingConfig:
             ParamsError: ``k`` not below the smallest size.
         """
         section = dict(study_section(params, profile, origin=origin).get("scaling", {}))
-        for key in ("sides", "solvers"):
-            if key in section:
+        for key in ("sides", "solvers", "graph"):
+            if isinstance(section.get(key), list):
                 section[key] = tuple(section[key])
         if section.get("frame") is not None:
             frame = Path(os.path.expanduser(section["frame"]))
@@ -108,10 +110,15 @@ class ScalingConfig:
                               f"got {config.k}")  # fmt: skip
         return config
 
+    @property
+    def graphs(self) -> tuple[str, ...]:
+        """The graph families, as a tuple."""
+        return (self.graph,) if isinstance(self.graph, str) else tuple(self.graph)
+
     def arguments(self) -> list[str]:
         """The benchmark's command-line arguments for this sweep."""
         args = ["--sides", ",".join(map(str, self.sides)), "--ks", str(self.k),
-                "--graphs", self.graph, "--bandwidth-scales", str(self.bandwidth_scale),
+                "--graphs", ",".join(self.graphs), "--bandwidth-scales", str(self.bandwidth_scale),
                 "--repeats", str(self.repeats), "--timeout", str(self.timeout),
                 "--threads", str(self.threads)]  # fmt: skip
         if self.solvers:
@@ -128,7 +135,7 @@ def _records(document: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
 
 
 def scaling_table(document: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per ``(solver, n)``: ``solver, n, k, seconds, status`` and diagnostics.
+    """One row per ``(graph, solver, n)``: ``solver, n, k, seconds, status`` and diagnostics.
 
     Raises:
         ScalingError: a record lacks one of ``solver, n, k, status, time``.
@@ -142,7 +149,8 @@ def scaling_table(document: Mapping[str, Any]) -> pd.DataFrame:
     for column in _KEPT:
         if column in frame.columns:
             table[column] = frame[column]
-    return table.sort_values(["solver", "n"], ignore_index=True)
+    keys = ["graph", "solver", "n"] if "graph" in table.columns else ["solver", "n"]
+    return table.sort_values(keys, ignore_index=True)
 
 
 def _check_outcome(document: Mapping[str, Any], path: Path) -> None:

@@ -95,3 +95,18 @@ def test_config_from_params(repo_root):
     params["study"]["scaling"]["k"] = 5000
     with pytest.raises(ParamsError, match=r"study\.scaling\.k: expected below the smallest size"):
         ScalingConfig.from_params(params, "camvid")
+
+
+def test_graph_families_side_by_side(repo_root, tmp_path):
+    # params give a list of families: one --graphs argument, one table sorted by family
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    config = ScalingConfig.from_params(params, "embedded")
+    assert config.graphs == tuple(params["study"]["scaling"]["graph"])
+    arguments = config.arguments()
+    assert arguments[arguments.index("--graphs") + 1] == ",".join(config.graphs)
+    assert ScalingConfig(graph="grid4").graphs == ("grid4",)
+    records = [{"graph": g, "solver": s, "n": n, "k": 4, "status": "ok", "time": 0.1}
+               for g in ("image8", "grid4") for s in ("lobpcg", "arpack_si") for n in (400, 100)]
+    table = scaling_table({"results": records})
+    assert list(table["graph"]) == ["grid4"] * 4 + ["image8"] * 4
+    assert list(table["n"][:2]) == [100, 400] and list(table["solver"][:2]) == ["arpack_si"] * 2

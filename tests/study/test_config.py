@@ -24,10 +24,11 @@ def test_repository_profiles(params):
     embedded = StudyConfig.from_params(params, "embedded")
     assert embedded.runs() == [(h, s) for h in ("conv", "spectral") for s in (0, 1, 2)]
     assert embedded.splits == ("val", "test") and embedded.report_split == "test"
-    # the profile's study: block overrides the eps grid and keeps the shared filter axis
-    assert embedded.axis("eps").values == (1e-2,)
-    assert embedded.axis("filter").values == ("truncation", "diffusion", "heat")
+    # the profile's study: block replaces the axes it names whole: eps, beta and filter at the
+    # main runs' values train nothing, alpha 0 trains one run
+    assert embedded.axis("eps").values == () and embedded.axis("filter").values == ()
     assert embedded.axis("filter").baseline == "learned"
+    assert embedded.ablation_runs() == [("alpha", "0.0", 0)]
     cityscapes = StudyConfig.from_params(params, "cityscapes")
     assert cityscapes.splits == ("val",) and cityscapes.report_split == "val"
     assert cityscapes.threads == 4
@@ -74,7 +75,9 @@ def test_companion_key_per_value(params):
         (lambda p: p["study"]["ablation"]["axes"].update(x={"key": "spectral.alpha",
                                                             "values": ["a/b"]}),
          "study.ablation.axes.x.values: ablation value 'a/b': expected letters"),
-        (lambda p: p["study"]["ablation"]["axes"]["filter"]["with"]["values"].update(sharp={}),
+        # (the shared filter axis, which the embedded profile would otherwise replace)
+        (lambda p: p["profiles"]["embedded"]["study"]["ablation"]["axes"].pop("filter")
+         and p["study"]["ablation"]["axes"]["filter"]["with"]["values"].update(sharp={}),
          "study.ablation.axes.filter.with.values: ['sharp'] are not ablated values"),
         (lambda p: p["study"]["ablation"].update(head="unet"),
          "study.ablation.head: expected one of study.heads ['conv', 'spectral'], got 'unet'"),

@@ -60,7 +60,7 @@ class ScalingConfig:
         k: eigenpairs per solve.
         graph: one graph family or a list of them, swept side by side: ``grid4``, ``grid8``,
             ``knn`` (benchmarks/graphs.py) and the real-image families ``image8``, ``imageknn``
-            (benchmarks/eigensolvers.py, always at the median rule).
+            (benchmarks/eigensolvers.py, at the median rule) and ``image8s`` (fixed s = 0.1).
         bandwidth_scale: Gaussian bandwidth of ``grid4/grid8/knn`` as a multiple of the median
             edge distance (10: small but resolved gaps; 1: the median rule, nearly disconnected).
         solvers: solver names (empty: all the benchmark knows).

@@ -65,7 +65,8 @@ def test_unknown_sections_and_profile_keys_are_left_for_their_owners(params, tmp
     extended["profiles"]["embedded"].update(epochs=3, seeds=[0, 1], device="cpu")
     loaded = load_params(_write(tmp_path, extended))
     assert loaded["model"]["head"] == "spectral"
-    assert DataConfig.from_params(loaded, "embedded").resolution == (128, 160)
+    expected = tuple(params["profiles"]["embedded"]["resolution"])
+    assert DataConfig.from_params(loaded, "embedded").resolution == expected
 
 
 @pytest.mark.parametrize(

@@ -76,8 +76,10 @@ def test_default_finds_every_copy_of_zero(strips, laplacian):
         assert info.components.tolist() == [strips] and bool(info.certified.all())
     else:  # L_sym is not recognised from its entries: no certificate, saturation still works
         assert info.certified is None
-    if strips >= 4:  # a block of 4 holding 4 copies may hold too few: the block is widened
-        assert info.escalated and info.block_size == 16
+    if strips >= 4 and laplacian:  # as many components as a Lanczos block: LOBPCG at once
+        assert info.method == "lobpcg" and not info.escalated
+    elif strips >= 4:  # a block of 4 holding 4 copies may hold too few: the block is widened
+        assert info.escalated and info.block_size >= 16
 
 
 @pytest.mark.parametrize("strips", [6, 10, 16])
@@ -167,3 +169,30 @@ def test_large_laplacians_route_to_lobpcg():
     assert info.method == "lobpcg"
     _, _, info = eigsh(-A, 4, lobpcg_min_n=800, check=False, return_info=True)
     assert info.method != "lobpcg"  # not a Laplacian's sign pattern: no multigrid
+
+
+def test_gap_rule_is_the_block_mean_gap_and_stays_bounded():
+    g = torch.Generator().manual_seed(3)
+    Q, _ = torch.linalg.qr(torch.randn(40, 40, generator=g, dtype=torch.float64))
+    lam0 = torch.cat([torch.tensor([0.0, 0.01, 0.011, 0.03]), torch.linspace(0.5, 2, 36)])
+    A = (Q * lam0) @ Q.T
+    G = torch.randn(40, 4, generator=g, dtype=torch.float64)
+
+    def grad(eps, rule, M=A):
+        M = M.clone().requires_grad_(True)
+        _, U = eigsh(M, 4, eps, method="dense", eps_rule=rule)
+        (out,) = torch.autograd.grad((U * G).sum(), M)
+        return out
+
+    scale = float(A.square().sum().div(40).sqrt())
+    mean_gap = 0.03 / 3
+    # the gap rule is the rms rule at the eps that gives the same absolute broadening
+    assert torch.allclose(grad(1e-2, "gap"), grad(1e-2 * mean_gap / scale, "rms"), atol=1e-12)
+    # a fully degenerate block: the floor keeps the bound ||A_bar|| <= ||G|| / (2 eps_abs)
+    D = (Q * torch.cat([torch.zeros(4), torch.linspace(0.5, 2, 36)])) @ Q.T
+    from cheeger.linalg.eigsh import GAP_RULE_FLOOR
+
+    bound = G.norm() / (2 * GAP_RULE_FLOOR * float(D.square().sum().div(40).sqrt()))
+    assert torch.isfinite(grad(1e-3, "gap", D)).all() and grad(1e-3, "gap", D).norm() <= bound
+    with pytest.raises(ValueError, match="eps_rule"):
+        eigsh(A, 2, eps_rule="relative")

@@ -105,15 +105,10 @@ def _image_edges(frame: str | Path, H: int, W: int, kind: str):
     colour = rgb.reshape(-1, 3) / 255.0
     n = H * W
     if kind in ("image8", "image8s"):
-        idx = np.arange(n).reshape(H, W)
-        r2 = 2**0.5
-        parts = [(idx[:, :-1], idx[:, 1:], 1.0), (idx[:-1, :], idx[1:, :], 1.0),
-                 (idx[:-1, :-1], idx[1:, 1:], r2), (idx[:-1, 1:], idx[1:, :-1], r2)]  # fmt: skip
-        rows = np.concatenate([a.ravel() for a, _, _ in parts])
-        cols = np.concatenate([b.ravel() for _, b, _ in parts])
-        step = np.concatenate([np.full(a.size, s) for a, _, s in parts])
-        feats = colour
-    elif kind == "imageknn":
+        from cheeger.study.broadening import image8_edges
+
+        return image8_edges(rgb / 255.0, IMAGE8S_SIGMA if kind == "image8s" else None)
+    if kind == "imageknn":
         yx = np.stack(np.divmod(np.arange(n), W), axis=1) / max(H, W)
         feats = np.concatenate([colour, yx], axis=1)
         rows, cols = _knn_pairs(feats, 10)
@@ -121,7 +116,7 @@ def _image_edges(frame: str | Path, H: int, W: int, kind: str):
     else:
         raise ValueError(f"image graph kind must be one of {IMAGE_KINDS}, got {kind!r}")
     d2 = ((feats[rows] - feats[cols]) ** 2).sum(1)
-    s2 = IMAGE8S_SIGMA**2 if kind == "image8s" else float(np.median(d2))
+    s2 = float(np.median(d2))
     if s2 <= 0:
         raise ValueError(f"{path}: median edge distance is 0 at {H} x {W}")
     return rows, cols, np.exp(-d2 / (2 * s2)) / step, s2

@@ -251,6 +251,38 @@ def _run_gradients(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_broadening(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "broadening",
+        help="gradient error of the broadened backward on image graphs, per eps and eps rule",
+        description="Measure the head's broadened gradient against its exact closed form on "
+        "8-neighbour colour graphs of the prepared images (study.broadening); CSV to --out.",
+    )
+    _add_params_arguments(parser)
+    parser.add_argument("--prepared", type=Path, required=True, help="prepared data folder")
+    parser.add_argument("--out", type=Path, required=True, help="CSV file")
+    parser.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    parser.set_defaults(handler=_run_broadening)
+
+
+def _run_broadening(args: argparse.Namespace) -> int:
+    from cheeger.study.broadening import (
+        BroadeningConfig,
+        broadening_sweep,
+        prepared_images,
+        write_table,
+    )
+
+    params = load_params(args.params)
+    config = BroadeningConfig.from_params(params, args.profile, origin=args.params.name)
+    _set_threads(args.threads)
+    images = prepared_images(args.prepared, config.split, config.frames)
+    table = write_table(broadening_sweep(images, config), args.out)
+    print(f"broadening: {len(images)} images x {len(config.sizes)} sizes x {len(config.rules)} "
+          f"rules x {len(config.eps)} eps -> {table}")  # fmt: skip
+    return 0
+
+
 def _add_scaling(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "scaling",
@@ -373,7 +405,7 @@ def _run_features(args: argparse.Namespace) -> int:
 
 _SUBCOMMANDS = (
     _add_prepare, _add_train, _add_evaluate, _add_features,
-    _add_variant, _add_gradients, _add_scaling, _add_trial, _add_report, _add_demo,
+    _add_variant, _add_gradients, _add_broadening, _add_scaling, _add_trial, _add_report, _add_demo,
 )  # fmt: skip
 
 

@@ -1,5 +1,6 @@
-# The cheeger study: prepare -> train {head} x {seed} -> evaluate -> ablations of the spectral
-# head, the trial (study.trial), eigensolver scaling and gradient stability sweeps -> report (tables,
+# The cheeger study: prepare -> features (a frozen encoder's cached taps, profiles with
+# model.features only) -> train {head} x {seed} -> evaluate -> ablations of the spectral head,
+# the trial (study.trial), eigensolver scaling and gradient stability sweeps -> report (tables,
 # figures, metrics.json and README.md), every file of a profile in results/<profile>/
 # (cheeger/study/layout.py). Each job also reads its fingerprint (workflow/rules/common.smk).
 #
@@ -21,6 +22,7 @@ configfile: "params.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/features.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/ablation.smk"
@@ -41,6 +43,7 @@ wildcard_constraints:
 # Rules that only gather targets, or are small, run on the submitting machine, never as jobs.
 localrules:
     all,
+    features,
     train,
     evaluate,
     ablation,

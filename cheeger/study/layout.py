@@ -36,6 +36,8 @@ __all__ = [
     "ABLATION_PARAMS",
     "ABLATION_RUN",
     "EVAL",
+    "FEATURES",
+    "FEATURES_DONE",
     "FIGURES",
     "FINGERPRINT",
     "GRADIENTS",
@@ -60,6 +62,12 @@ __all__ = [
 ]
 
 PREPARED = "{profile}/prepared"
+# The frozen encoder's cached taps (`cheeger features`; only profiles whose model.features is set,
+# which must be this folder): the folder is cached by DVC, features.json (written last by
+# cheeger.features.compute_features) is the Snakemake output, so an interrupted job leaves its
+# finished files for the next attempt to keep.
+FEATURES = "{profile}/features"
+FEATURES_DONE = "{profile}/features/features.json"
 RUN = "{profile}/runs/{head}/seed{seed}"
 RUN_DONE = "{profile}/runs/{head}/seed{seed}.json"
 EVAL = "{profile}/eval/{head}/seed{seed}/{split}.json"
@@ -88,9 +96,9 @@ FIGURES = "{profile}/figures"
 # folder's name sorts before every other one of the profile (a checkout writes it first).
 FINGERPRINT = "{profile}/.fingerprints/{job}.json"
 
-_TRAINING_CODE = ("cheeger/data", "cheeger/graph", "cheeger/heads", "cheeger/linalg",
-                  "cheeger/losses", "cheeger/metrics", "cheeger/models", "cheeger/spectral",
-                  "cheeger/training")  # fmt: skip
+_TRAINING_CODE = ("cheeger/data", "cheeger/features", "cheeger/graph", "cheeger/heads",
+                  "cheeger/linalg", "cheeger/losses", "cheeger/metrics", "cheeger/models",
+                  "cheeger/spectral", "cheeger/training")  # fmt: skip
 
 #: The package code (paths in the checkout) each kind of job runs: the Snakefile makes it an
 #: input of those jobs, so editing it reruns them (Snakemake tracks only the rules' own code),
@@ -98,7 +106,10 @@ _TRAINING_CODE = ("cheeger/data", "cheeger/graph", "cheeger/heads", "cheeger/lin
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "data": ("cheeger/data",),
     "train": _TRAINING_CODE,
-    "evaluate": ("cheeger/evaluate.py", "cheeger/metrics"),
+    "features": ("cheeger/data", "cheeger/features", "cheeger/models"),
+    # evaluation rebuilds the run's model (cheeger/models) and imports cheeger.training, whose
+    # loop reads the cache (cheeger/features)
+    "evaluate": ("cheeger/evaluate.py", "cheeger/features", "cheeger/metrics", "cheeger/models"),
     "ablation": (*_TRAINING_CODE, "cheeger/evaluate.py", "cheeger/study/variants.py"),
     # the benchmark files the sweep runs, not the folder: heads.py is run by hand
     "scaling": (

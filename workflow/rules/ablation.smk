@@ -6,6 +6,7 @@
 rule ablation_run:
     input:
         data=path(L.PREPARED),
+        features=FEATURES_DONE,
         code=code("ablation"),
         fingerprint=fingerprint_file("ablation_run", "ablation", ablation_settings),
     output:

@@ -23,7 +23,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from cheeger.config import ParamsError, load_params
+from cheeger.config import ModelConfig, ParamsError, load_params
 from cheeger.study import layout as L
 from cheeger.study.config import StudyConfig, deep_merge, study_section
 from cheeger.study.fingerprint import job_fingerprint, update_fingerprint
@@ -90,6 +90,22 @@ PREPARE_SETTINGS = {
     "data": {k: v for k, v in config.get("data", {}).items() if k != "augment"},
 }
 EVALUATE_SETTINGS = section("evaluate")
+
+# The frozen encoder's feature cache: only a profile whose model.features is set (the config
+# allows it only with efficientnet_lite0 and freeze_encoder) has a cache job, and its training
+# jobs read the cache. The folder is the layout's (L.FEATURES): params.yaml must name that one,
+# since the jobs read it from there, so a hand-written other path is refused here.
+MODEL = ModelConfig.from_params(config, PROFILE, origin=PARAMS)
+FEATURES = path(L.FEATURES)
+if MODEL.features is not None and os.path.normpath(MODEL.features) != FEATURES:
+    raise WorkflowError(
+        f"invalid settings: {PARAMS}: profiles.{PROFILE}.model.features: expected {FEATURES!r} "
+        f"(the layout's cache folder, cheeger/study/layout.py FEATURES), got {MODEL.features!r}"
+    )
+# the marker of a finished cache, as a list: empty (no input, no job) without a cache
+FEATURES_DONE = [path(L.FEATURES_DONE)] if MODEL.features is not None else []
+FEATURES_SETTINGS = {"model": {"encoder": MODEL.encoder, "freeze_encoder": MODEL.freeze_encoder},
+                     "prepare": PREPARE_SETTINGS}
 STUDY_SETTINGS = study_section(config)
 
 

@@ -6,6 +6,7 @@
 rule trial_run:
     input:
         data=path(L.PREPARED),
+        features=FEATURES_DONE,
         code=code("ablation"),
         fingerprint=fingerprint_file("trial_run", "ablation", trial_settings),
     output:

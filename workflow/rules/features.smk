@@ -1,0 +1,42 @@
+# The frozen encoder's feature cache (model.features set: efficientnet_lite0, freeze_encoder):
+# the taps of every prepared image and flip, computed once, read by every training job.
+#
+# The cache folder is not a declared output, as a run folder is not: a killed job leaves its
+# finished files, and `cheeger features` computes only the missing ones on the next attempt. The
+# output is features.json, which `cheeger features` writes last. When Snakemake reruns a job
+# whose cache had finished (its settings or code changed), the old cache is removed first, since
+# `cheeger features` refuses a folder made with other settings.
+
+
+rule features_cache:
+    input:
+        data=path(L.PREPARED),
+        code=code("features"),
+        fingerprint=fingerprint_file("features_cache", "features", FEATURES_SETTINGS),
+    output:
+        done=path(L.FEATURES_DONE),
+    params:
+        params_file=PARAMS,
+        profile=PROFILE,
+        settings=FEATURES_SETTINGS,
+        folder=FEATURES,
+    log:
+        log("features"),
+    threads: THREADS
+    conda:
+        ENV
+    shell:
+        "(test ! -f {output.done} || rm -rf {params.folder}) && "
+        "cheeger features --params {params.params_file} --profile {params.profile} "
+        "--data {input.data} --out {params.folder} --threads {threads} > {log} 2>&1"
+
+
+# The DVC stage's target: the cache, or for a profile without one an empty folder (the stage's
+# output exists for every profile, and nothing is computed).
+rule features:
+    input:
+        FEATURES_DONE,
+    params:
+        folder=FEATURES,
+    shell:
+        "mkdir -p {params.folder}"

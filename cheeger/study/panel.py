@@ -26,7 +26,7 @@ from matplotlib.patches import Patch
 
 from cheeger.data import PreparedDataset
 from cheeger.heads import resize_logits
-from cheeger.models import UNet
+from cheeger.models import model_from_spec
 from cheeger.study.figures import new_figure
 from cheeger.training import BEST, CHECKPOINT, load_checkpoint
 from cheeger.training.snapshot import label_colours
@@ -36,12 +36,13 @@ __all__ = ["load_run_model", "panel_figure"]
 EIGENVECTORS = 4
 
 
-def load_run_model(run: str | os.PathLike, checkpoint: str = "best") -> UNet:
-    """The model of a finished run with its ``best`` (validation) or ``last`` weights, in eval
-    mode on the CPU."""
+def load_run_model(run: str | os.PathLike, checkpoint: str = "best") -> torch.nn.Module:
+    """The model of a finished run (U-Net or pretrained encoder, from its checkpoint's
+    ``model_spec``) with its ``best`` (validation) or ``last`` weights, in eval mode on the
+    CPU."""
     run = Path(run)
     state = load_checkpoint(run / (BEST if checkpoint == "best" else CHECKPOINT))
-    model = UNet.from_spec(state["model_spec"])
+    model = model_from_spec(state["model_spec"])
     model.load_state_dict(state["model"])
     return model.eval()
 

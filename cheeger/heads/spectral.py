@@ -118,7 +118,8 @@ class SpectralHeadConfig:
         knn: neighbours per node for ``"knn"``.
         init_sigma: initial bandwidth (the embedding has unit length per graph node).
         k: eigenpairs.
-        eps: backward broadening relative to the spectrum's scale (``None``: eigsh default).
+        eps: backward broadening, relative as ``solver["eps_rule"]`` says (eigsh: ``"rms"``, the
+            spectrum's scale; ``"gap"``, the block's mean gap), ``None``: eigsh default.
         solver: extra :func:`~cheeger.linalg.eigsh` keywords (``method``, ``backward``, ...).
         filter: filter name for :func:`~cheeger.spectral.build_filter` (``"learned"``,
             ``"truncation"``, ``"diffusion"``, ``"heat"``) and its options.

@@ -73,6 +73,16 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def _backbone(model: ModelConfig) -> str:
+    """The backbone ``model.encoder`` selects (cheeger.models.build_model), in words."""
+    if model.encoder == "unet":
+        return f"U-Net depth {model.depth}, width {model.width}, {model.norm} norm (from scratch)"
+    mode = "frozen" if model.freeze_encoder else "fine-tuned"
+    cache = f", training on its taps cached in `{model.features}`" if model.features else ""
+    return (f"EfficientNet-Lite0 encoder (ImageNet weights, {mode}{cache}), FPN decoder width "
+            f"{model.decoder_width}")  # fmt: skip
+
+
 def _protocol(params: Mapping[str, Any], data: StudyData, layout: Layout) -> list[tuple[str, str]]:
     study = data.study
     manifest = load_manifest(layout.path(PREPARED, profile=study.profile))
@@ -108,8 +118,8 @@ def _protocol(params: Mapping[str, Any], data: StudyData, layout: Layout) -> lis
         ("Resolution", f"input {manifest['resolution'][0]}x{manifest['resolution'][1]}; metrics "
                        f"at the labels' native size ({first['resolution']['native_sizes']}), "
                        f"Boundary IoU ratio {first['boundary']['ratio']}"),
-        ("Model", f"U-Net depth {model.depth}, width {model.width}, {model.norm} norm; "
-                  f"parameters: {params_per_head}; spectral head: {json.dumps(head)}"),
+        ("Model", f"{_backbone(model)}; parameters: {params_per_head}; spectral head: "
+                  f"{json.dumps(head)}"),
         ("Training", f"{train.epochs} epochs, batch {train.batch_size}, AdamW lr {train.lr:g} "
                      f"(cosine, warm-up {train.lr_warmup_epochs:g} epochs), weight decay "
                      f"{train.weight_decay:g}; loss weights {json.dumps(loss)}"),

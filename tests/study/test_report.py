@@ -120,3 +120,16 @@ def test_missing_evaluation_is_an_error_naming_the_file(synthetic_study, capsys)
     assert status == 1
     assert capsys.readouterr().err.strip() == (f"cheeger report: error: {missing}: missing (run "
                                                "the pipeline stage that writes it)")  # fmt: skip
+
+
+def test_the_model_row_describes_the_encoder_the_settings_choose():
+    from cheeger.config import ModelConfig
+    from cheeger.study.report import _backbone
+
+    assert _backbone(ModelConfig(depth=2, width=4)).startswith("U-Net depth 2, width 4")
+    lite = _backbone(ModelConfig(encoder="efficientnet_lite0", decoder_width=16,
+                                 features="results/x/features"))  # fmt: skip
+    assert lite.startswith("EfficientNet-Lite0 encoder (ImageNet weights, frozen")
+    assert "`results/x/features`" in lite and lite.endswith("FPN decoder width 16")
+    tuned = _backbone(ModelConfig(encoder="efficientnet_lite0", freeze_encoder=False))
+    assert "fine-tuned" in tuned and "cached" not in tuned

@@ -1,12 +1,15 @@
 """Training-step cost of the spectral head against the conv head, same backbone and batch.
 
 For each profile's resolution (from ``params.yaml``), one optimisation step (forward, loss,
-backward, AdamW update) of ``UNet + conv`` and ``UNet + spectral`` is timed with the same thread
-count, and the spectral step is broken down (graph, eigensolve, noise floor, the rest) with the
-autograd profiler's record_function ranges of a separate step. The step time is the mean over
-``--repeats`` steps; the spectral head re-estimates its noise floor every ``noise_every`` steps
-(10 in params.yaml), so ``--repeats`` (default 10) a multiple of it includes that cost at its
-real rate. The profiled breakdown step follows the timed ones and may not include it.
+backward, AdamW update) of the profile's backbone (``model.encoder``: U-Net, or EfficientNet-Lite0
++ FPN, built by ``cheeger.models.build_model``) with the conv head and with the spectral head is
+timed with the same thread count (a frozen Lite0 encoder runs in every step here: the feature
+cache is not used), and the spectral step is broken down (graph, eigensolve, noise floor, the
+rest) with the autograd profiler's record_function ranges of a separate step. The step time is
+the mean over ``--repeats`` steps; the spectral head re-estimates its noise floor every
+``noise_every`` steps (10 in params.yaml), so ``--repeats`` (default 10) a multiple of it
+includes that cost at its real rate. The profiled breakdown step follows the timed ones and
+may not include it.
 
 By default the images are random and the models fresh. A graph's spectrum, and so the
 eigensolver's work, changes with training: ``--data`` takes real training images from a prepared
@@ -45,17 +48,19 @@ from pathlib import Path
 import torch
 
 from cheeger.config import ModelConfig, head_options, load_params
-from cheeger.models import UNet
+from cheeger.models import build_model
 from cheeger.study.variants import params_variant, parse_setting
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _model(params: dict, head: str, num_classes: int, profile: str) -> UNet:
-    model_cfg = ModelConfig.from_params(params, profile)
+def _model(params: dict, head: str, num_classes: int, profile: str) -> torch.nn.Module:
+    m = ModelConfig.from_params(params, profile)
     options = head_options(params, head, profile)
-    return UNet(num_classes, depth=model_cfg.depth, width=model_cfg.width, norm=model_cfg.norm,
-                groups=model_cfg.groups, head=head, head_options=options)  # fmt: skip
+    return build_model(m.encoder, num_classes, depth=m.depth, width=m.width, norm=m.norm,
+                       groups=m.groups, decoder_width=m.decoder_width,
+                       freeze_encoder=m.freeze_encoder, head=head,
+                       head_options=options)  # fmt: skip
 
 
 def _step_times(model, images, labels, repeats):
@@ -104,7 +109,7 @@ def _batch(profile: str, block: dict, batch: int, data: str | None, num_classes:
             torch.stack([it["label"] for it in items]).long())  # fmt: skip
 
 
-def _load_weights(model: UNet, path: Path, required: bool) -> str:
+def _load_weights(model: torch.nn.Module, path: Path, required: bool) -> str:
     """Load a checkpoint's weights; say which, and whether they were trained with other model
     settings (e.g. another stride: the shapes match, the graph does not)."""
     from cheeger.training.checkpoint import load_checkpoint

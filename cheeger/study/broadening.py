@@ -160,7 +160,9 @@ def image8_laplacian(
     rows, cols, w, _ = image8_edges(rgb)
     index = torch.from_numpy(np.stack([np.concatenate([rows, cols]), np.concatenate([cols, rows])]))
     values = torch.from_numpy(np.concatenate([w, w])).to(dtype)
-    return normalized_laplacian(torch.sparse_coo_tensor(index, values, (H * W, H * W)).coalesce())
+    return normalized_laplacian(
+        torch.sparse_coo_tensor(index, values, (H * W, H * W), check_invariants=True).coalesce()
+    )
 
 
 def prepared_images(root: str | os.PathLike, split: str, count: int) -> list[tuple[str, Any]]:
@@ -186,7 +188,7 @@ def _bump_filter(lam_k: float, g: torch.Generator):
     weights = torch.randn(6, generator=g, dtype=torch.float64)
 
     def h(lam: torch.Tensor) -> torch.Tensor:
-        return (weights * torch.exp(-((lam[:, None] - centres) / widths) ** 2)).sum(-1)
+        return (weights * torch.exp(-(((lam[:, None] - centres) / widths) ** 2))).sum(-1)
 
     def dh(lam: torch.Tensor) -> torch.Tensor:
         z = (lam[:, None] - centres) / widths

@@ -32,6 +32,7 @@ from cheeger.study.statistics import summarize
 
 __all__ = [
     "ablation_figure",
+    "broadening_figure",
     "curves_figure",
     "gradients_figure",
     "heads_figure",
@@ -206,6 +207,31 @@ def gradients_figure(sweep: pd.DataFrame) -> Figure:
                             color=colour)  # fmt: skip
             ax.set(xscale="log", yscale="log", xlabel="eigengap of the pair",
                    ylabel="||dL/dA||_F", title=f"{loss} loss, pair {pair}")  # fmt: skip
+        axes[0, 0].legend(fontsize=6)
+    return fig
+
+
+def broadening_figure(sweep: pd.DataFrame) -> Figure:
+    """Relative gradient error against eps (log-log), one panel per graph size, one line per
+    rule (and loss, if several): the median over images, the band up to their max."""
+    sizes = list(dict.fromkeys(sweep["size"]))
+    lines = list(dict.fromkeys(zip(sweep["rule"], sweep["loss"], strict=True)))
+    several = len({loss for _, loss in lines}) > 1
+    names = {key: f"{key[0]} ({key[1]})" if several else f"rule {key[0]}" for key in lines}
+    palette = _palette(list(names.values()))
+    with _style():
+        fig, axes = new_figure(1, len(sizes), width=3.4, height=2.8)
+        for ax, size in zip(axes[0], sizes, strict=True):
+            for key, name in names.items():
+                data = sweep[(sweep["size"] == size) & (sweep["rule"] == key[0])
+                             & (sweep["loss"] == key[1])]  # fmt: skip
+                stats = data.groupby("eps")["rel_error"].agg(["median", "max"]).sort_index()
+                ax.plot(stats.index, stats["median"], marker="o", markersize=2.5,
+                        color=palette[name], label=name)  # fmt: skip
+                ax.fill_between(stats.index, stats["median"], stats["max"], alpha=0.2,
+                                color=palette[name], linewidth=0)  # fmt: skip
+            ax.set(xscale="log", yscale="log", xlabel="eps (relative to the rule's scale)",
+                   ylabel="relative gradient error", title=f"graph {size}")  # fmt: skip
         axes[0, 0].legend(fontsize=6)
     return fig
 

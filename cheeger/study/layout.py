@@ -6,8 +6,8 @@ the report's input are the same string. Every file a profile produces, its repor
 sits under ``<profile>/``, so no profile's run ever writes another profile's files (``make
 study`` builds ``results/embedded/`` beside the committed ``results/camvid/``). One folder per
 DVC stage output (``prepared``, ``runs``, ``eval``, ``ablation``, ``trial/{runs,eval,compare}``,
-``scaling``, ``gradients``; the report's ``README.md``, ``metrics.json``, ``tables``,
-``figures``): DVC outputs must not overlap.
+``scaling``, ``gradients``, ``broadening``; the report's ``README.md``, ``metrics.json``,
+``tables``, ``figures``): DVC outputs must not overlap.
 
 A training run's folder (``RUN``) is not a declared output: its completion marker
 (``RUN_DONE``, a copy of the run's ``final.json`` written after training) is. A killed job thus
@@ -35,6 +35,7 @@ __all__ = [
     "ABLATION_EVAL",
     "ABLATION_PARAMS",
     "ABLATION_RUN",
+    "BROADENING",
     "EVAL",
     "FEATURES",
     "FEATURES_DONE",
@@ -78,6 +79,7 @@ ABLATION_EVAL = "{profile}/ablation/eval/{axis}/{value}/seed{seed}/{split}.json"
 SCALING = "{profile}/scaling/eigensolvers.json"
 SCALING_TABLE = "{profile}/scaling/eigensolvers.csv"
 GRADIENTS = "{profile}/gradients/gradients.csv"
+BROADENING = "{profile}/broadening/broadening.csv"
 # The trial (study.trial): run folders (cached by DVC), evaluations and the comparison with the
 # heads (committed): three folders, three DVC outputs.
 TRIAL_RUN = "{profile}/trial/runs/{trial}/seed{seed}"
@@ -118,9 +120,16 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
         "benchmarks/graphs.py",
         "cheeger/graph",
         "cheeger/linalg",
+        "cheeger/study/broadening.py",
         "cheeger/study/scaling.py",
     ),
     "gradients": ("cheeger/linalg", "cheeger/study/gradients.py"),
+    "broadening": (
+        "cheeger/data",
+        "cheeger/graph",
+        "cheeger/linalg",
+        "cheeger/study/broadening.py",
+    ),
     # runs as the ablation's, evaluations as evaluate's, the comparison table as the report's
     "trial": (*_TRAINING_CODE, "cheeger/evaluate.py", "cheeger/study"),
     "report": ("cheeger/study",),

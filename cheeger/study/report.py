@@ -8,10 +8,10 @@ writes into ``out`` (default: the profile's report folder, ``results/<profile>/`
     metrics.json     per head and metric on the report split: mean, std, t interval; and the
                      challenger-minus-baseline differences (the DVC metrics file)
     tables/          heads_<split>, comparison_<split>, per_class_iou_<split> (the report
-                     split), ablation, scaling, gradients (.csv, .md, .tex); curves.csv and
-                     curves_mean.csv (per epoch, for `dvc plots`)
-    figures/         curves, heads_<split>, per_class_iou, scaling, gradients, ablation, panel
-                     (.png, .pdf)
+                     split), ablation, scaling, gradients, broadening (.csv, .md, .tex);
+                     curves.csv and curves_mean.csv (per epoch, for `dvc plots`)
+    figures/         curves, heads_<split>, per_class_iou, scaling, gradients, broadening,
+                     ablation, panel (.png, .pdf)
 
 Example:
     >>> make_report("params.yaml", "embedded", results="results")  # doctest: +SKIP
@@ -34,10 +34,28 @@ from cheeger.study import figures as F
 from cheeger.study import tables as T
 from cheeger.study.collect import ReportConfig, StudyData, collect_study, json_safe, read_json
 from cheeger.study.config import StudyConfig, deep_merge
-from cheeger.study.layout import ABLATION_DONE, PREPARED, REPORT, RUN, TRIAL_DONE, Layout
+from cheeger.study.layout import (
+    ABLATION_DONE,
+    BROADENING,
+    PREPARED,
+    REPORT,
+    RUN,
+    TRIAL_DONE,
+    Layout,
+)
 from cheeger.study.panel import panel_figure
 from cheeger.study.readme import REFERENCES, answer, hardware, render_readme
 from cheeger.study.trial import collect_trial, trial_caption, trial_table
+
+BROADENING_TEXT = (
+    "How far the broadened backward of `eigsh` is from the exact one: on 8-neighbour colour "
+    "graphs of the prepared images (median-rule bandwidth, resized to each size), the relative "
+    "error of the gradient of the head's basis-invariant loss `<G, U h(Lambda) U^T X>` (random "
+    "smooth filter, evidence and cotangent) against its closed form (Daleckii-Krein), for each "
+    "relative eps and each rule that makes it absolute: `rms` (eps times the RMS eigenvalue) or "
+    "`gap` (eps times the computed block's mean gap). Median and max over the images; "
+    "`eps_abs` is the median absolute eps (cheeger/study/broadening.py)."
+)
 
 __all__ = ["ReportConfig", "make_report"]
 
@@ -227,6 +245,16 @@ def make_report(
              "Gradient norm against the eigengap")
         sections.append(("Gradient stability (slope -1: the norm grows like 1/gap)",
                          grads.to_markdown(index=False, floatfmt=".3g")))  # fmt: skip
+    broadening_file = layout.path(BROADENING, profile=study.profile)
+    if broadening_file.is_file():  # the report rule declares it; hand-built results may not
+        sweep = pd.read_csv(broadening_file)
+        broad = T.broadening_table(sweep)
+        T.write_table(broad, tables, "broadening", caption="broadened gradient error")
+        save(lambda: F.broadening_figure(sweep), "broadening",
+             "Broadened gradient error against eps")
+        view = broad.to_markdown(index=False, floatfmt=".3g")
+        sections.append(("Broadening by measurement (relative gradient error)",
+                         BROADENING_TEXT + "\n\n" + view))  # fmt: skip
     if panel:
         runs = {h: layout.path(RUN, profile=study.profile, head=h, seed=study.seeds[0])
                 for h in study.heads}  # fmt: skip

@@ -24,11 +24,13 @@ import numpy as np
 import pandas as pd
 
 from cheeger.data.io import atomic_write_bytes
+from cheeger.study.broadening import summarize as broadening_summary
 from cheeger.study.collect import SCALAR_METRICS
 from cheeger.study.statistics import summarize, welch_difference
 
 __all__ = [
     "ablation_table",
+    "broadening_table",
     "comparison_table",
     "display",
     "gradients_table",
@@ -107,6 +109,17 @@ def gradients_table(sweep: pd.DataFrame) -> pd.DataFrame:
                      "max_norm_over_bound": float(ratio.max()) if ratio.notna().any()
                      else math.nan})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def broadening_table(sweep: pd.DataFrame) -> pd.DataFrame:
+    """Per (size, loss, rule, eps): median and max relative gradient error over the images
+    (:func:`cheeger.study.broadening.summarize`) and the median absolute eps."""
+    table = broadening_summary(sweep)
+    eps_abs = sweep.groupby(["size", "loss", "rule", "eps"])["eps_abs"].median()
+    keys = list(zip(table["size"], table["loss"], table["rule"], table["eps"], strict=True))
+    return table.assign(eps_abs=eps_abs.loc[keys].to_numpy()).rename(
+        columns={"median": "median_rel_error", "max": "max_rel_error"}
+    )
 
 
 def _cell(row: pd.Series, digits: int) -> str:

@@ -66,6 +66,7 @@ def tiny_params(params: dict) -> dict:
                              "repeats": 1, "frame": str(FRAME)}  # fmt: skip
     assert FRAME.is_file(), f"{FRAME}: the CamVid sample beside the checkout is missing"
     p["study"]["gradients"] = {"n": 16, "k": 3, "gaps": 3, "trials": 1, "eps": [0.0, 1.0e-2]}
+    p["study"]["broadening"] = {"frames": 1, "sizes": [[6, 8]], "eps": [1.0e-2], "k": 4}
     return p
 
 

@@ -48,7 +48,7 @@ def expected_jobs(params: dict, profile: str) -> dict[str, int]:
             "ablation_run": ablated * len(ablation_seeds),
             "ablation_evaluate": ablated * len(ablation_seeds),
             "trial_run": trials, "trial_evaluate": trials, "trial_compare": 1,
-            "scaling": 1, "gradients": 1, "report": 1, "all": 1}  # fmt: skip
+            "scaling": 1, "gradients": 1, "broadening": 1, "report": 1, "all": 1}  # fmt: skip
     return {rule: count for rule, count in counts.items() if count}
 
 

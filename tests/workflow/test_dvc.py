@@ -17,7 +17,7 @@ from cheeger.study import layout as L
 REPO = Path(__file__).resolve().parents[2]
 STAGE_OUTS = {"data": [L.PREPARED], "features": [L.FEATURES], "train": [L.RUN],
               "evaluate": [L.EVAL], "ablation": [L.ABLATION_RUN], "scaling": [L.SCALING],
-              "gradients": [L.GRADIENTS]}  # fmt: skip
+              "gradients": [L.GRADIENTS], "broadening": [L.BROADENING]}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def rules(sm) -> set[str]:
 def test_every_stage_runs_a_snakemake_target_without_executor_flags(dvc_yaml, rules):
     stages = dvc_yaml["stages"]
     assert set(stages) == {"data", "features", "train", "evaluate", "ablation", "trial",
-                           "scaling", "gradients", "report"}  # fmt: skip
+                           "scaling", "gradients", "broadening", "report"}  # fmt: skip
     for name, stage in stages.items():
         match = re.fullmatch(r"snakemake --cores all (\w+)( --forcerun (\w+))?", stage["cmd"])
         assert match, (name, stage["cmd"])  # the executor comes from SNAKEMAKE_PROFILE only
@@ -43,7 +43,7 @@ def test_every_stage_runs_a_snakemake_target_without_executor_flags(dvc_yaml, ru
         # one-job stages with committed outputs force their job (a fresh clone's mtimes cannot
         # tell Snakemake that DVC saw their code change); the others keep Snakemake's per-job
         # decisions (a forced train stage would retrain every run for any change)
-        forced = name in ("scaling", "gradients", "report")
+        forced = name in ("scaling", "gradients", "broadening", "report")
         assert (match.group(3) == match.group(1)) if forced else match.group(2) is None, name
 
 
@@ -95,7 +95,8 @@ def test_cached_outputs_are_ignored_by_git_and_small_results_are_not(sh):
             assert ignored(f"results/{profile}/{folder}/x"), (profile, folder)
         for name in ("eval/conv/seed0/test.json", "trial/eval/x/seed0/test.json",
                      "trial/compare/summary.json", "scaling/eigensolvers.csv",
-                     "gradients/gradients.csv", "tables/heads_test.csv", "figures/panel.png",
+                     "gradients/gradients.csv", "broadening/broadening.csv",
+                     "tables/heads_test.csv", "figures/panel.png",
                      "README.md", "metrics.json", "fingerprints/report/0123456789abcdef.json"):
             assert not ignored(f"results/{profile}/{name}"), (profile, name)  # committed
     assert ignored("results/embedded/metrics.json")  # `make study` output, never committed

@@ -25,6 +25,7 @@ from cheeger.config import (
     params_schema_path,
 )
 from cheeger.heads.spectral import SpectralHeadConfig
+from cheeger.study.broadening import BroadeningConfig
 from cheeger.study.gradients import GradientsConfig
 from cheeger.study.report import ReportConfig
 from cheeger.study.scaling import ScalingConfig
@@ -50,7 +51,7 @@ def test_the_schema_is_valid_and_accepts_the_repository_params(schema, repo_para
      (("data", "synthetic"), SyntheticConfig), (("data", "augment"), AugmentConfig),
      (("data", "camvid"), CamVidConfig), (("data", "cityscapes"), CityscapesConfig),
      (("study", "gradients"), GradientsConfig), (("study", "scaling"), ScalingConfig),
-     (("study", "report"), ReportConfig)],
+     (("study", "report"), ReportConfig), (("study", "broadening"), BroadeningConfig)],
 )  # fmt: skip
 def test_schema_knows_every_field_of_the_config_dataclasses(schema, where, config):
     node = schema["properties"][where[0]]

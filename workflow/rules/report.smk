@@ -11,6 +11,7 @@ rule report:
         trial=path(L.TRIAL_SUMMARY),
         scaling=path(L.SCALING_TABLE),
         gradients=path(L.GRADIENTS),
+        broadening=path(L.BROADENING),
         data=path(L.PREPARED),
         code=code("report"),
         fingerprint=fingerprint_file("report", "report", STUDY_SETTINGS),

@@ -1,5 +1,6 @@
 # Sweeps that need no training: eigensolver scaling (benchmarks/eigensolvers.py) and the
-# gradient stability of the eigensolver's backward.
+# gradient stability of the eigensolver's backward, and the broadened gradient's error on image
+# graphs (cheeger/study/broadening.py).
 
 
 rule scaling:
@@ -44,3 +45,24 @@ rule gradients:
     shell:
         "cheeger gradients --params {params.params_file} --profile {params.profile} --out {output} "
         "--threads {threads} > {log} 2>&1"
+
+
+rule broadening:
+    input:
+        data=path(L.PREPARED),
+        code=code("broadening"),
+        fingerprint=fingerprint_file("broadening", "broadening", STUDY_SETTINGS.get("broadening", {})),
+    output:
+        path(L.BROADENING),
+    params:
+        params_file=PARAMS,
+        profile=PROFILE,
+        settings=STUDY_SETTINGS.get("broadening", {}),
+    log:
+        log("broadening"),
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "cheeger broadening --params {params.params_file} --profile {params.profile} "
+        "--prepared {input.data} --out {output} --threads {threads} > {log} 2>&1"

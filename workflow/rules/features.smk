@@ -19,7 +19,7 @@ rule features_cache:
         params_file=PARAMS,
         profile=PROFILE,
         settings=FEATURES_SETTINGS,
-        folder=FEATURES,
+        folder=lambda wildcards, output: os.path.dirname(output.done),
     log:
         log("features"),
     threads: THREADS
@@ -37,6 +37,10 @@ rule features:
     input:
         FEATURES_DONE,
     params:
-        folder=FEATURES,
+        folder=lambda wildcards: FEATURES,
+    log:
+        log("features-folder"),
+    conda:
+        ENV
     shell:
-        "mkdir -p {params.folder}"
+        "mkdir -p {params.folder} > {log} 2>&1"

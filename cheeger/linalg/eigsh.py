@@ -219,10 +219,12 @@ def _certify(op: SymmetricOperator, lam: torch.Tensor, info: EigshInfo, componen
     info.converged = info.converged & info.certified
 
 
-def _lobpcg_fits(op: SymmetricOperator, k: int) -> bool:
-    """LOBPCG's default block fits ``n`` and ``A`` has a Laplacian's sign pattern."""
+def _lobpcg_fits(op: SymmetricOperator, k: int, block: int | None = None) -> bool:
+    """LOBPCG's block (default ``k + max(4, k // 4)``) fits ``n`` and ``A`` is sparse with a
+    Laplacian's sign pattern (``L``, ``L_sym``: the multigrid's case)."""
+    m = k + max(4, k // 4) if block is None else block
     return (
-        3 * (k + max(4, k // 4)) <= op.n
+        3 * m <= op.n
         and op.csr is not None
         and laplacian_like(op.csr.values(), op.rows, op.cols)
     )
@@ -313,13 +315,7 @@ def _route(op: SymmetricOperator, opts: _Options) -> str:
     m = max(4 * k, k + 8 * b) if opts.basis_size is None else opts.basis_size
     if n <= opts.dense_max_n or m + b > n:
         return "dense"
-    lobpcg_block = opts.k + max(4, opts.k // 4) if opts.block_size is None else opts.block_size
-    if (
-        n >= opts.lobpcg_min_n
-        and 3 * lobpcg_block <= n
-        and op.csr is not None
-        and laplacian_like(op.csr.values(), op.rows, op.cols)  # L, L_sym: the multigrid's case
-    ):
+    if n >= opts.lobpcg_min_n and _lobpcg_fits(op, k, opts.block_size):
         return "lobpcg"
     return "lanczos"
 

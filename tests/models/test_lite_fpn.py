@@ -13,12 +13,7 @@ SPECTRAL = {"stride": 2, "k": 4, "graph_channels": 4, "rank": 2}
 DATA_MEAN, DATA_STD = (0.40, 0.42, 0.43), (0.30, 0.31, 0.30)  # like a prepared manifest's
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

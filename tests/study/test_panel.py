@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from cheeger.config import AugmentConfig, DataConfig, EvaluateConfig, ModelConfig, TrainConfig
 from cheeger.data import PreparedDataset, prepare
@@ -20,12 +19,7 @@ TINY = {
 SPECTRAL = {"stride": 2, "k": 4, "graph_channels": 4, "rank": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,12 +25,7 @@ CATS = {281, 282, 285}  # ImageNet: tabby, tiger cat, Egyptian cat
 ESPRESSO = 967
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,9 @@
 # The cheeger study: prepare -> features (a frozen encoder's cached taps, profiles with
 # model.features only) -> train {head} x {seed} -> evaluate -> ablations of the spectral head,
-# the trial (study.trial), eigensolver scaling and gradient stability sweeps -> report (tables,
-# figures, metrics.json and README.md), every file of a profile in results/<profile>/
-# (cheeger/study/layout.py). Each job also reads its fingerprint (workflow/rules/common.smk).
+# the trial (study.trial), the controls (study.controls), eigensolver scaling and gradient
+# stability sweeps -> report (tables, figures, metrics.json and README.md), every file of a
+# profile in results/<profile>/ (cheeger/study/layout.py). Each job also reads its fingerprint
+# (workflow/rules/common.smk).
 #
 #   snakemake --cores all --workflow-profile workflow/profiles/local     (what `make study` runs)
 #   SNAKEMAKE_PROFILE=workflow/profiles/slurm snakemake                   (a SLURM cluster)
@@ -27,6 +28,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/ablation.smk"
 include: "workflow/rules/trial.smk"
+include: "workflow/rules/controls.smk"
 include: "workflow/rules/sweeps.smk"
 include: "workflow/rules/report.smk"
 
@@ -38,6 +40,7 @@ wildcard_constraints:
     axis=r"[a-z][a-z0-9_]*",
     value=r"[A-Za-z0-9_.+-]+",
     trial=r"[a-z][a-z0-9_]*",
+    control=r"[a-z][a-z0-9_]*",
 
 
 # Rules that only gather targets, or are small, run on the submitting machine, never as jobs.
@@ -49,6 +52,7 @@ localrules:
     ablation,
     trial,
     trial_compare,
+    controls,
     gradients,
     report,
 

@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "AblationAxis",
+    "Control",
     "GradientsConfig",
     "Layout",
     "ReportConfig",
@@ -35,6 +36,7 @@ __all__ = [
 
 _SOURCES = {
     "AblationAxis": "config",
+    "Control": "config",
     "GradientsConfig": "gradients",
     "Layout": "layout",
     "ReportConfig": "collect",

@@ -17,6 +17,12 @@ A trial (``study.trial: {name, head, set: {key: value}}``) is the one change tri
 ablations within the main protocol: its head retrained with every seed on the changed settings
 and scored on the report split beside the compared heads.
 
+Controls (``study.controls: [{name, head, set, seeds, why}, ...]``) are changes of the same kind
+that say what a head's part does (the spectral head on the plain pixel grid, or without its
+graph term): each is its head retrained on a params variant with the listed seeds (default: every
+main seed), scored on the report split and tabled beside the compared heads. An ablation axis a
+profile writes with ``values: []`` is switched off for that profile.
+
 Example:
     >>> params = {"profile": "toy", "profiles": {"toy": {"dataset": "synthetic", "root": None,
     ...           "resolution": [64, 80], "seeds": [0, 1]}}, "spectral": {"alpha": 0.1},
@@ -42,6 +48,7 @@ from cheeger.config import DataConfig, ParamsError, active_profile
 __all__ = [
     "TRAINING_SECTIONS",
     "AblationAxis",
+    "Control",
     "StudyConfig",
     "Trial",
     "deep_merge",
@@ -123,7 +130,7 @@ def study_section(
         merged["ablation"]["axes"][name] = copy.deepcopy(axis)
     if "trial" in override:  # a trial is one unit too: never a blend of two changes
         merged["trial"] = copy.deepcopy(override["trial"])
-    return merged
+    return merged  # (controls are a list: deep_merge already replaces it whole)
 
 
 @dataclass(frozen=True)
@@ -188,6 +195,27 @@ class Trial:
 
 
 @dataclass(frozen=True)
+class Control:
+    """One control run in the main protocol (an entry of ``study.controls``).
+
+    Attributes:
+        name: the control's name (a path component and its label in tables, e.g.
+            ``plain_grid``).
+        head: the head retrained.
+        settings: dotted params key -> its value in the control; every other setting is the
+            main runs'.
+        seeds: the seeds it is trained with (a subset of the main seeds).
+        why: what the control tells, quoted in the report.
+    """
+
+    name: str
+    head: str
+    settings: Mapping[str, Any]
+    seeds: tuple[int, ...]
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """The study's runs for one profile.
 
@@ -204,6 +232,7 @@ class StudyConfig:
         report_split: the split of the headline comparison (``test``, else ``val``): every main
             run is evaluated on it.
         trial: the change tried after the ablations, or ``None``.
+        controls: the controls (``study.controls``), in the order written.
     """
 
     profile: str
@@ -217,6 +246,7 @@ class StudyConfig:
     splits: tuple[str, ...]
     report_split: str
     trial: Trial | None = None
+    controls: tuple[Control, ...] = ()
 
     @classmethod
     def from_params(
@@ -242,8 +272,11 @@ class StudyConfig:
                               f"got {list(ablation_seeds)}")  # fmt: skip
         heads = tuple(study.get("heads", ("conv", "spectral")))
         ablation_head = ablation.get("head", "spectral")
+        # an axis written with `values: []` is off for this profile (a profile cannot delete a
+        # shared axis from the merged section otherwise)
         axes = tuple(_axis(params, block, axis, spec, origin)
-                     for axis, spec in ablation.get("axes", {}).items())  # fmt: skip
+                     for axis, spec in ablation.get("axes", {}).items()
+                     if spec.get("values") != [])  # fmt: skip
         if axes and ablation_head not in heads:
             raise ParamsError(f"{origin}: study.ablation.head: expected one of study.heads "
                               f"{list(heads)}, got {ablation_head!r}")  # fmt: skip
@@ -259,11 +292,14 @@ class StudyConfig:
         trial = study.get("trial")
         if trial is not None:
             trial = _trial(params, block, trial, heads, ablation_head, origin)
+        controls = _controls(params, block, study.get("controls") or [], heads, seeds,
+                             ablation_head, trial, origin)  # fmt: skip
         return cls(
             profile=name, heads=heads, seeds=seeds, threads=int(block.get("threads", 1)),
             ablation_head=ablation_head, ablation_seeds=ablation_seeds,
             ablation_split=ablation_split, axes=axes, splits=splits,
             report_split="test" if "test" in splits else "val", trial=trial,
+            controls=controls,
         )  # fmt: skip
 
     def runs(self) -> list[tuple[str, int]]:
@@ -288,6 +324,21 @@ class StudyConfig:
     def trial_runs(self) -> list[tuple[str, int]]:
         """``(trial name, seed)`` of every trial run: one per seed of the main runs."""
         return [] if self.trial is None else [(self.trial.name, seed) for seed in self.seeds]
+
+    def control_runs(self) -> list[tuple[str, int]]:
+        """``(control name, seed)`` of every control run, controls in the order written."""
+        return [(control.name, seed) for control in self.controls for seed in control.seeds]
+
+    def control(self, name: str) -> Control:
+        """The control called ``name``.
+
+        Raises:
+            KeyError: no such control.
+        """
+        for control in self.controls:
+            if control.name == name:
+                return control
+        raise KeyError(f"no control {name!r}; controls: {[c.name for c in self.controls]}")
 
     def axis(self, name: str) -> AblationAxis:
         """The axis called ``name``.
@@ -362,23 +413,25 @@ def _baseline(
     return baseline
 
 
-def _trial(
+def _change(
     params: Mapping[str, Any], block: Mapping[str, Any], spec: Mapping[str, Any],
-    heads: tuple[str, ...], ablation_head: str, origin: str,
-) -> Trial:  # fmt: skip
-    where = "study.trial"
+    heads: tuple[str, ...], ablation_head: str, where: str, kind: str, origin: str,
+) -> tuple[str, str, dict[str, Any], str]:  # fmt: skip
+    """``(name, head, settings, why)`` of a trial or control ``spec``, checked: its head among
+    the heads, its name not a head's, every key one training reads and the evaluation does
+    not, set in params.yaml and read by the head, and at least one value changed."""
     name, head = spec["name"], spec.get("head", ablation_head)
     if head not in heads:
         raise ParamsError(f"{origin}: {where}.head: expected one of study.heads {list(heads)}, "
                           f"got {head!r}")  # fmt: skip
     if name in heads:
         raise ParamsError(f"{origin}: {where}.name: {name!r} is a head's name; the tables "
-                          "label the trial by its name")  # fmt: skip
+                          f"label the {kind} by its name")  # fmt: skip
     changed = False
     for key, value in spec["set"].items():
         if not key.startswith(_TRIAL_SECTIONS):
             raise ParamsError(f"{origin}: {where}.set: {key}: expected a key under "
-                              f"{[s.rstrip('.') for s in _TRIAL_SECTIONS]} (the trial is "
+                              f"{[s.rstrip('.') for s in _TRIAL_SECTIONS]} (the {kind} is "
                               "evaluated as the main runs are)")  # fmt: skip
         if head != "spectral" and key.startswith("spectral.") and key != "spectral.gamma":
             raise ParamsError(f"{origin}: {where}.set: {key}: the {head} head does not read it")
@@ -387,7 +440,41 @@ def _trial(
     if not changed:
         raise ParamsError(f"{origin}: {where}.set: every value equals the main runs' "
                           f"({dict(spec['set'])}): nothing would change")  # fmt: skip
-    return Trial(name, head, dict(spec["set"]), " ".join(str(spec.get("why", "")).split()))
+    return name, head, dict(spec["set"]), " ".join(str(spec.get("why", "")).split())
+
+
+def _trial(
+    params: Mapping[str, Any], block: Mapping[str, Any], spec: Mapping[str, Any],
+    heads: tuple[str, ...], ablation_head: str, origin: str,
+) -> Trial:  # fmt: skip
+    return Trial(*_change(params, block, spec, heads, ablation_head, "study.trial", "trial",
+                          origin))  # fmt: skip
+
+
+def _controls(
+    params: Mapping[str, Any], block: Mapping[str, Any], specs: list[Mapping[str, Any]],
+    heads: tuple[str, ...], seeds: tuple[int, ...], ablation_head: str, trial: Trial | None,
+    origin: str,
+) -> tuple[Control, ...]:  # fmt: skip
+    """The controls of ``study.controls``, each checked as a trial is, with distinct names
+    (also from the trial's: the tables label each by its name) and seeds among the main
+    seeds."""
+    controls, taken = [], {trial.name} if trial is not None else set()
+    for index, spec in enumerate(specs):
+        where = f"study.controls[{index}]"
+        name, head, settings, why = _change(params, block, spec, heads, ablation_head, where,
+                                            "control", origin)  # fmt: skip
+        if name in taken:
+            raise ParamsError(f"{origin}: {where}.name: {name!r} is taken by another control "
+                              "or the trial; each is labelled by its name")  # fmt: skip
+        taken.add(name)
+        chosen = tuple(spec.get("seeds", seeds))
+        if not set(chosen) <= set(seeds):
+            raise ParamsError(f"{origin}: {where}.seeds: expected a subset of the profile's "
+                              f"seeds {list(seeds)} (the main runs it is compared with), got "
+                              f"{list(chosen)}")  # fmt: skip
+        controls.append(Control(name, head, settings, chosen, why))
+    return tuple(controls)
 
 
 def _same(a: Any, b: Any) -> bool:

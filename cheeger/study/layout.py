@@ -6,8 +6,8 @@ the report's input are the same string. Every file a profile produces, its repor
 sits under ``<profile>/``, so no profile's run ever writes another profile's files (``make
 study`` builds ``results/embedded/`` beside the committed ``results/camvid/``). One folder per
 DVC stage output (``prepared``, ``runs``, ``eval``, ``ablation``, ``trial/{runs,eval,compare}``,
-``scaling``, ``gradients``, ``broadening``; the report's ``README.md``, ``metrics.json``,
-``tables``, ``figures``): DVC outputs must not overlap.
+``controls/{runs,eval}``, ``scaling``, ``gradients``, ``broadening``; the report's
+``README.md``, ``metrics.json``, ``tables``, ``figures``): DVC outputs must not overlap.
 
 A training run's folder (``RUN``) is not a declared output: its completion marker
 (``RUN_DONE``, a copy of the run's ``final.json`` written after training) is. A killed job thus
@@ -36,6 +36,10 @@ __all__ = [
     "ABLATION_PARAMS",
     "ABLATION_RUN",
     "BROADENING",
+    "CONTROL_DONE",
+    "CONTROL_EVAL",
+    "CONTROL_PARAMS",
+    "CONTROL_RUN",
     "EVAL",
     "FEATURES",
     "FEATURES_DONE",
@@ -88,6 +92,12 @@ TRIAL_DONE = "{profile}/trial/runs/{trial}/seed{seed}.json"
 TRIAL_EVAL = "{profile}/trial/eval/{trial}/seed{seed}/{split}.json"
 TRIAL_TABLE = "{profile}/trial/compare/{trial}"  # + .csv, .md, .tex
 TRIAL_SUMMARY = "{profile}/trial/compare/summary.json"  # written with or without a trial
+# The controls (study.controls): run folders (cached by DVC) and evaluations (committed): two
+# folders, two DVC outputs; the report tables them beside the heads.
+CONTROL_RUN = "{profile}/controls/runs/{control}/seed{seed}"
+CONTROL_PARAMS = "{profile}/controls/runs/{control}/seed{seed}.params.yaml"
+CONTROL_DONE = "{profile}/controls/runs/{control}/seed{seed}.json"
+CONTROL_EVAL = "{profile}/controls/eval/{control}/seed{seed}/{split}.json"
 # The report (cheeger report): its folder and the four outputs DVC tracks in it.
 REPORT = "{profile}"
 README = "{profile}/README.md"
@@ -132,6 +142,8 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     ),
     # runs as the ablation's, evaluations as evaluate's, the comparison table as the report's
     "trial": (*_TRAINING_CODE, "cheeger/evaluate.py", "cheeger/study"),
+    # runs as the ablation's, evaluations as evaluate's (the report tables them)
+    "controls": (*_TRAINING_CODE, "cheeger/evaluate.py", "cheeger/study/variants.py"),
     "report": ("cheeger/study",),
 }
 

@@ -44,10 +44,12 @@ def expected_jobs(params: dict, profile: str) -> dict[str, int]:
     runs = len(heads) * len(seeds)
     baselines = len(ablation_seeds) if ablated and len(splits) == 2 else 0  # on val
     trials = len(seeds) if study.get("trial") else 0  # the trial head, every seed
+    controls = sum(len(c.get("seeds", seeds)) for c in study.get("controls") or [])
     counts = {"prepare": 1, "train_run": runs, "evaluate_run": runs + baselines,
             "ablation_run": ablated * len(ablation_seeds),
             "ablation_evaluate": ablated * len(ablation_seeds),
             "trial_run": trials, "trial_evaluate": trials, "trial_compare": 1,
+            "control_run": controls, "control_evaluate": controls,
             "scaling": 1, "gradients": 1, "broadening": 1, "report": 1, "all": 1}  # fmt: skip
     return {rule: count for rule, count in counts.items() if count}
 

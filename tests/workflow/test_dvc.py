@@ -35,7 +35,8 @@ def rules(sm) -> set[str]:
 def test_every_stage_runs_a_snakemake_target_without_executor_flags(dvc_yaml, rules):
     stages = dvc_yaml["stages"]
     assert set(stages) == {"data", "features", "train", "evaluate", "ablation", "trial",
-                           "scaling", "gradients", "broadening", "report"}  # fmt: skip
+                           "controls", "scaling", "gradients", "broadening",
+                           "report"}  # fmt: skip
     for name, stage in stages.items():
         match = re.fullmatch(r"snakemake --cores all (\w+)( --forcerun (\w+))?", stage["cmd"])
         assert match, (name, stage["cmd"])  # the executor comes from SNAKEMAKE_PROFILE only
@@ -74,6 +75,12 @@ def test_stage_code_and_outputs_are_the_rules(dvc_yaml):
         assert _dvc_path(template, 3) in outs, template
     assert outs["results/${profile}/trial/runs"].get("cache", True)
     assert outs["results/${profile}/trial/eval"]["cache"] is False
+    controls = dvc_yaml["stages"]["controls"]  # runs cached, evaluations committed
+    outs = {next(iter(o)): o[next(iter(o))] for o in controls["outs"]}
+    assert set(outs) == {_dvc_path(t, 3) for t in (L.CONTROL_RUN, L.CONTROL_EVAL)}
+    assert outs["results/${profile}/controls/runs"].get("cache", True)
+    assert outs["results/${profile}/controls/eval"]["cache"] is False
+    assert _dvc_path(L.CONTROL_EVAL, 3) in dvc_yaml["stages"]["report"]["deps"]
     report = dvc_yaml["stages"]["report"]
     assert [next(iter(m)) for m in report["metrics"]] == [_dvc_path(L.METRICS, 2)]
     assert [next(iter(o)) for o in report["outs"]] == [
@@ -91,9 +98,11 @@ def test_cached_outputs_are_ignored_by_git_and_small_results_are_not(sh):
         return sh(["git", "check-ignore", "-q", "--no-index", path], REPO).returncode == 0
 
     for profile in ("camvid", "cityscapes"):  # the DVC-cached folders; the trial's checkpoints
-        for folder in ("prepared", "features", "runs", "ablation", "trial/runs"):
+        for folder in ("prepared", "features", "runs", "ablation", "trial/runs",
+                       "controls/runs"):
             assert ignored(f"results/{profile}/{folder}/x"), (profile, folder)
         for name in ("eval/conv/seed0/test.json", "trial/eval/x/seed0/test.json",
+                     "controls/eval/x/seed0/test.json",
                      "trial/compare/summary.json", "scaling/eigensolvers.csv",
                      "gradients/gradients.csv", "broadening/broadening.csv",
                      "tables/heads_test.csv", "figures/panel.png",

@@ -165,6 +165,11 @@ def trial_settings(wildcards):
     return {"base": run_settings(STUDY.trial.head), "set": dict(STUDY.trial.settings)}
 
 
+def control_settings(wildcards):
+    control = STUDY.control(wildcards.control)
+    return {"base": run_settings(control.head), "set": dict(control.settings)}
+
+
 TRIAL_COMPARE_SETTINGS = {k: STUDY_SETTINGS.get(k) for k in ("trial", "report")}
 
 
@@ -173,7 +178,7 @@ def set_arguments(settings):
     return " ".join(f"--set {shlex.quote(f'{key}={json.dumps(v)}')}" for key, v in settings.items())
 
 
-# A run on a params variant (an ablation value, the trial) and its evaluation: the same commands
+# A run on a params variant (an ablation value, the trial, a control) and its evaluation: the same commands
 # for both, from each rule's `params.set`, `params.head`, `params.run` and output paths.
 VARIANT_RUN = (
     "cheeger variant --params {params.params_file} --profile {params.profile} {params.set} "
@@ -200,6 +205,11 @@ ABLATION_DONE = [path(L.ABLATION_DONE).format(axis=a, value=v, seed=s)
 ABLATION_EVALUATIONS = [path(L.ABLATION_EVAL).format(axis=a, value=v, seed=s,
                                                      split=STUDY.ablation_split)
                         for a, v, s in STUDY.ablation_runs()]
+CONTROL_DONE = [path(L.CONTROL_DONE).format(control=c, seed=s) for c, s in STUDY.control_runs()]
+CONTROL_EVALUATIONS = [path(L.CONTROL_EVAL).format(control=c, seed=s, split=STUDY.report_split)
+                       for c, s in STUDY.control_runs()]
+# the controls stage's two DVC outputs: the folders above {control} of runs and evaluations
+CONTROL_FOLDERS = [str(Path(path(t[: t.index("{control}")]))) for t in (L.CONTROL_RUN, L.CONTROL_EVAL)]
 TRIAL_EVALUATIONS = [path(L.TRIAL_EVAL).format(trial=t, seed=s, split=STUDY.report_split)
                      for t, s in STUDY.trial_runs()]
 # what the trial is compared with: every main run on the report split (none without a trial)

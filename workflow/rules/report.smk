@@ -9,6 +9,8 @@ rule report:
         ablation_runs=ABLATION_DONE,
         ablations=ABLATION_EVALUATIONS,
         trial=path(L.TRIAL_SUMMARY),
+        control_runs=CONTROL_DONE,
+        controls=CONTROL_EVALUATIONS,
         scaling=path(L.SCALING_TABLE),
         gradients=path(L.GRADIENTS),
         broadening=path(L.BROADENING),

@@ -6,7 +6,7 @@ import sys
 import pytest
 import yaml
 
-from cheeger.cli import main
+from cheeger.cli import COMMANDS, main
 from cheeger.data.errors import DataNotFoundError
 from cheeger.data.prepared import load_manifest
 
@@ -90,3 +90,23 @@ def test_module_entry_point_reports_errors_without_traceback(params_file, tmp_pa
     assert result.returncode == 1
     assert result.stderr.startswith("cheeger prepare: error: Cityscapes root")
     assert "Traceback" not in result.stderr
+
+
+def test_every_table_entry_declares_its_subcommand(capsys):
+    for name in COMMANDS:
+        with pytest.raises(SystemExit) as info:
+            main([name, "--help"])
+        assert info.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: cheeger {name} ")
+
+
+def test_top_level_help_imports_no_command_module():
+    code = ("import sys\nfrom cheeger.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('cheeger.')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert result.returncode == 0
+    assert result.stdout.strip().splitlines()[-1] == "['cheeger.cli']"
+    for line in COMMANDS.values():
+        assert line[1] in " ".join(result.stdout.split())

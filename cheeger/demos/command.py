@@ -1,9 +1,10 @@
 """``cheeger demo similarity | live | dashboard``: argument parsing and dispatch.
 
-:func:`add_demo_parser` registers the ``demo`` subcommand on the ``cheeger`` parser (called by
-``cheeger.cli._add_demo``); :func:`run_demo` runs it. Expected errors (an unreadable image or
-video, a query outside the image, a missing webcam or run folder, a port in use) print one line
-on stderr and return 1, as the other subcommands do; ``--debug`` shows the traceback.
+:func:`add_demo_parser` registers the ``demo`` subcommand on the ``cheeger`` parser (named by
+the ``demo`` line of ``cheeger.cli.COMMANDS``); :func:`run_demo` runs it. Expected errors (an
+unreadable image or video, a query outside the image, a missing webcam or run folder, a port in
+use) print one line on stderr and return 1, as the other subcommands do; ``--debug`` shows the
+traceback.
 
 Example:
     $ cheeger demo similarity frame.png --query 40,240 --out similarity.png

@@ -694,11 +694,34 @@ def _spectral_head_options(params: Mapping[str, Any], profile: str | None, origi
         raise ParamsError(f"{origin}: {err}".replace("params.yaml: ", "")) from err
 
 
+def _neuralef_head_options(params: Mapping[str, Any], profile: str | None, origin: str) -> dict:
+    """The keys of ``spectral.head`` the NeuralEF head shares (graph, filter, noise edge), then
+    ``neuralef.head`` on top (each with the profile's keys on top), validated."""
+    from dataclasses import asdict
+
+    from cheeger.heads.neuralef import SHARED_KEYS, NeuralEFHeadConfig
+
+    merged: dict[str, Any] = {}
+    for section, keep in (("spectral", SHARED_KEYS), ("neuralef", None)):
+        shared, override, _ = _layers(params, section, profile, origin)
+        for layer in (shared.sub("head"), override.sub("head")):
+            if layer.data is None:
+                continue
+            if not isinstance(layer.data, Mapping):
+                raise ParamsError(f"{origin}: {layer.path}: expected a mapping, got {layer.data!r}")
+            merged.update({k: v for k, v in layer.data.items() if keep is None or k in keep})
+    try:
+        return asdict(NeuralEFHeadConfig.from_mapping(merged, "neuralef.head"))
+    except (TypeError, ValueError) as err:
+        raise ParamsError(f"{origin}: {err}".replace("params.yaml: ", "")) from err
+
+
 # Head name -> reader of that head's constructor options from params (the spectral head's
 # reader builds them from its keys under ``spectral:``); the conv head takes none.
 HEAD_OPTION_READERS: dict[str, Callable[[Mapping[str, Any], str | None, str], dict]] = {
     "conv": _no_head_options,
     "spectral": _spectral_head_options,
+    "neuralef": _neuralef_head_options,
 }
 
 

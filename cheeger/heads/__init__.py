@@ -18,6 +18,7 @@ from typing import Any
 
 from cheeger.heads.base import INTERNAL_KEYS, Head, HeadOutput, check_head_output
 from cheeger.heads.conv import ConvHead, conv_head, resize_logits
+from cheeger.heads.neuralef import NeuralEFHead, NeuralEFHeadConfig
 from cheeger.heads.spectral import SpectralHead, SpectralHeadConfig, spectral_filtering
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "ConvHead",
     "Head",
     "HeadOutput",
+    "NeuralEFHead",
+    "NeuralEFHeadConfig",
     "SpectralHead",
     "SpectralHeadConfig",
     "build_head",
@@ -38,7 +41,11 @@ __all__ = [
 
 HeadFactory = Callable[..., Head]
 
-_REGISTRY: dict[str, HeadFactory] = {"conv": ConvHead, "spectral": SpectralHead}
+_REGISTRY: dict[str, HeadFactory] = {
+    "conv": ConvHead,
+    "spectral": SpectralHead,
+    "neuralef": NeuralEFHead,
+}
 
 
 def register_head(name: str, factory: HeadFactory) -> None:

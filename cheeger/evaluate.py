@@ -41,6 +41,7 @@ import torch
 
 from cheeger.config import EvaluateConfig
 from cheeger.data import PreparedDataset, load_manifest
+from cheeger.features import DONE, CachedTaps
 from cheeger.data.io import atomic_write_bytes
 from cheeger.linalg import ComplementRecord
 from cheeger.metrics import SegmentationMetrics, boundary_width
@@ -128,6 +129,24 @@ def _load_model(
     return model.to(device=device, memory_format=fmt).eval(), last, chosen
 
 
+def _dataset(identity: dict[str, Any], data_dir: str | os.PathLike, split: str,
+             run: Path) -> PreparedDataset | CachedTaps:  # fmt: skip
+    """The split as the run was trained: images, or the frozen encoder's cached taps.
+
+    A run trained on a cache (``model.features``) is evaluated on that cache's unflipped taps,
+    as its validation was: the float16 taps are what its decoder learned from, and the encoder
+    does not run again. The cache must be finished; it is not silently replaced by images.
+    """
+    features = identity.get("model", {}).get("features")
+    if features is None:
+        return PreparedDataset(data_dir, split, native=True)
+    if not (Path(features) / DONE).is_file():
+        raise RunNotFoundError(f"{run}: trained on the feature cache {features}, which is not "
+                               f"finished here (no {DONE}); compute it with `cheeger features "
+                               f"--out {features}`")  # fmt: skip
+    return CachedTaps(features, data_dir, split, native=True)
+
+
 def evaluate_run(
     run_dir: str | os.PathLike,
     data_dir: str | os.PathLike,
@@ -162,7 +181,7 @@ def evaluate_run(
             f"{data_dir}: classes {classes} (ignore {manifest['ignore_index']}) differ from those "
             f"the run {run} was trained on: {last['class_names']} (ignore {last['ignore_index']})"
         )
-    dataset = PreparedDataset(data_dir, split, native=True)
+    dataset = _dataset(last["identity"], data_dir, split, run)
     metrics = SegmentationMetrics(len(classes), manifest["ignore_index"], config.boundary_ratio,
                                   config.connectivity, config.stray_max_size)  # fmt: skip
     channels_last = bool(last["identity"]["train"]["channels_last"])
@@ -190,6 +209,8 @@ def evaluate_run(
                         "value": last["best"]["value"]} if config.checkpoint == "best" else None,
         "data_matches_training": data_digest == identity["data"],
         "class_names": classes, "ignore_index": manifest["ignore_index"],
+        "model_inputs": ("cached float16 encoder taps" if isinstance(dataset, CachedTaps)
+                         else "images"),
         "resolution": {"input": manifest["resolution"], "labels": "native",
                        "native_sizes": [list(s) for s in sizes]},
         "boundary": {"ratio": config.boundary_ratio,

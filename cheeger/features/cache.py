@@ -41,8 +41,13 @@ import torch
 from torch.utils.data import Dataset
 
 from cheeger.data.errors import DataError
-from cheeger.data.io import atomic_write_bytes, default_mode, file_sha256
-from cheeger.data.prepared import MANIFEST_NAME, load_manifest, split_array_path
+from cheeger.data.io import atomic_write_bytes, default_mode, file_sha256, read_label
+from cheeger.data.prepared import (
+    MANIFEST_NAME,
+    load_manifest,
+    native_label_path,
+    split_array_path,
+)
 from cheeger.models.encoders.efficientnet_lite import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -195,13 +200,15 @@ class CachedTaps(Dataset):
         split: split name.
         seed: base seed of the flip draws.
         hflip: flip probability (splits cached without flips are never flipped).
+        native: also return ``native_label`` ``(H0, W0)``, the label at its source resolution
+            (for evaluation, as :class:`~cheeger.data.PreparedDataset` with ``native=True``).
 
     Raises:
         FeaturesError: unfinished cache, or one of other data / weights.
     """
 
     def __init__(self, root: str | os.PathLike, data: str | os.PathLike, split: str, *,
-                 seed: int = 0, hflip: float = 0.0,
+                 seed: int = 0, hflip: float = 0.0, native: bool = False,
                  weights: str | os.PathLike = "imagenet") -> None:  # fmt: skip
         self.root, self.data = Path(root), Path(data)
         if not (self.root / DONE).is_file():
@@ -214,7 +221,7 @@ class CachedTaps(Dataset):
         if split not in found["splits"]:
             raise FeaturesError(f"{self.root}: no split {split!r}; cached: "
                                 f"{sorted(found['splits'])}")  # fmt: skip
-        self.split, self.seed, self.epoch = split, int(seed), 0
+        self.split, self.seed, self.epoch, self.native = split, int(seed), 0, bool(native)
         self.flips = found["splits"][split]["flips"]
         self.hflip = float(hflip) if self.flips == [0, 1] else 0.0
         self.ids = list(load_manifest(self.data)["splits"][split]["ids"])
@@ -247,7 +254,11 @@ class CachedTaps(Dataset):
         label = torch.from_numpy(np.array(self._labels[index])).long()  # (H, W)
         if flip:
             label = label.flip(-1)
-        return {"taps": taps, "label": label, "index": index, "id": self.ids[index], "flip": flip}
+        item = {"taps": taps, "label": label, "index": index, "id": self.ids[index], "flip": flip}
+        if self.native:
+            native = torch.from_numpy(read_label(native_label_path(self.data, self.split, index)))
+            item["native_label"] = native.long().flip(-1) if flip else native.long()  # (H0, W0)
+        return item
 
     @staticmethod
     def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -258,4 +269,6 @@ class CachedTaps(Dataset):
             "label": torch.stack([it["label"] for it in items]),  # (B, H, W)
             "index": torch.tensor([it["index"] for it in items]),
             "id": [it["id"] for it in items],
+            **({"native_label": [it["native_label"] for it in items]}
+               if items and "native_label" in items[0] else {}),  # sizes may differ: a list
         }

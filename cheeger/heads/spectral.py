@@ -26,6 +26,13 @@ when an eigenvector flips its sign, nor under any rotation inside a degenerate e
 Only the bottom ``k`` pairs enter: the filter acts as ``h`` on them and as 0 on the rest of the
 spectrum, which the noise floor and the bulk penalty make explicit.
 
+Two settings make the study's controls: ``affinity: uniform`` (every edge of the
+neighbourhood weighs 1: the plain pixel grid, nothing learned in the graph) and ``filter: zero``
+(``h = 0``: no graph term, so no eigensolve; the logits are the classifier's, as the conv head's,
+with the graph's parameters unused). ``internals["diagnostics"]`` says per image what the learned
+graph is (:data:`DIAGNOSTICS`): the spread of its weights, the metric's scale against the
+bandwidth, ``||y|| / ||x_low||``, and its ``lambda_2..k`` against the plain grid's.
+
 Extra loss terms (unweighted, see :class:`~cheeger.heads.base.HeadOutput`):
 
 * ``"rayleigh"``: Rayleigh-quotient consistency of the head's class probabilities at the graph's
@@ -72,7 +79,7 @@ from cheeger.losses import rayleigh_quotient_loss
 from cheeger.losses.bulk import bulk_penalty
 from cheeger.spectral import NoiseFloor, build_filter, noise_floor
 
-__all__ = ["SOLVER_FIELDS", "SpectralHead", "SpectralHeadConfig", "solver_summary",
+__all__ = ["DIAGNOSTICS", "SOLVER_FIELDS", "SpectralHead", "SpectralHeadConfig", "solver_summary",
            "spectral_filtering"]  # fmt: skip
 
 #: Order of ``internals["solver"]``: the forward eigensolve's thick restarts (or iterations),
@@ -80,6 +87,16 @@ __all__ = ["SOLVER_FIELDS", "SpectralHead", "SpectralHeadConfig", "solver_summar
 #: ``"->"``), and the fractions of the batch that converged and that carry eigsh's zero-eigenvalue
 #: certificate (NaN where the solver reports none).
 SOLVER_FIELDS = ("restarts", "matvecs", "fallback", "converged", "certified")
+
+#: Order of ``internals["diagnostics"]`` ``(B, 6)``, what the learned graph is, per image: the
+#: coefficient of variation (std / mean) of its edge weights (0: a plain grid); the mean over edges
+#: of the exponent ``||A (g_i - g_j)||^2 / 2 sigma^2`` (the metric's scale against the
+#: bandwidth); ``||y|| / ||x_low||`` (how much the graph term adds to the evidence, at the graph's
+#: resolution); ``lambda_2`` of ``L_sym``; ``lambda_2`` of the plain grid of the same size and
+#: neighbourhood; the mean of ``lambda_j / lambda_j(plain grid)`` over ``j = 2..k``. The
+#: eigenvalue fields are NaN without eigenpairs (filter ``zero``).
+DIAGNOSTICS = ("affinity_cv", "exponent_mean", "y_ratio", "lambda2", "lambda2_grid",
+               "lambda_ratio")  # fmt: skip
 
 
 def solver_summary(info: Any, like: torch.Tensor) -> torch.Tensor:
@@ -117,6 +134,9 @@ class SpectralHeadConfig:
         radius, grid_norm: grid neighbourhood (``chebyshev`` radius 1: 8 neighbours).
         knn: neighbours per node for ``"knn"``.
         init_sigma: initial bandwidth (the embedding has unit length per graph node).
+        affinity: ``"learned"`` (the Gaussian affinity of the embedding) or ``"uniform"``: every
+            edge of the neighbourhood weighs 1, the plain pixel grid (the study's control for
+            "does the learned graph matter"); the embedding and metric then receive no gradient.
         k: eigenpairs.
         eps: backward broadening, relative as ``solver["eps_rule"]`` says (eigsh: ``"rms"``, the
             spectrum's scale; ``"gap"``, the block's mean gap), ``None``: eigsh default.
@@ -149,6 +169,7 @@ class SpectralHeadConfig:
     grid_norm: str = "chebyshev"
     knn: int = 10
     init_sigma: float = 0.5
+    affinity: str = "learned"
     k: int = 16
     eps: float | None = None
     solver: dict[str, Any] = field(default_factory=dict)
@@ -191,6 +212,13 @@ class SpectralHeadConfig:
             NoiseFloor(**{k: v for k, v in cfg.noise.items() if k != "num_eigenvalues"})
         except ValueError as err:
             raise ValueError(f"params.yaml: {where}.noise: {err}") from err
+        if cfg.affinity not in ("learned", "uniform"):
+            raise ValueError(f"params.yaml: {where}.affinity: expected learned or uniform, got "
+                             f"{cfg.affinity!r}")  # fmt: skip
+        if cfg.affinity == "uniform" and cfg.neighbourhood == "knn":
+            raise ValueError(f"params.yaml: {where}.affinity: uniform needs a fixed "
+                             "neighbourhood (grid or dense), not knn (its edges come from the "
+                             "embedding)")  # fmt: skip
         if cfg.neighbourhood not in ("grid", "knn", "dense"):
             raise ValueError(f"params.yaml: {where}.neighbourhood: expected grid, knn or dense, "
                              f"got {cfg.neighbourhood!r}")  # fmt: skip
@@ -251,6 +279,7 @@ class SpectralHead(Head):
         )
         channels = num_classes if cfg.per_class_filter else 1
         self.filter = build_filter(cfg.filter, out_channels=channels, **cfg.filter_options)
+        self.graph_term = cfg.filter != "zero"  # h = 0: the control without a graph term
         # the cached noise edge and its age in steps (-1: none yet); buffers, so that a resumed
         # training run continues with exactly the state it stopped with
         self.register_buffer("noise_edge", torch.zeros(()))
@@ -262,12 +291,12 @@ class SpectralHead(Head):
         batch = g_low.shape[0]
         if not self.training and self.cfg.noise_eval == "per_image":  # training cache untouched
             with torch.no_grad(), record_function("cheeger::noise_floor"):
-                return noise_floor(g_low.detach(), self.affinity, **self.cfg.noise)  # (B,)
+                return noise_floor(g_low.detach(), self._affinity, **self.cfg.noise)  # (B,)
         every, age = self.cfg.noise_every, int(self.noise_age)
         stale = age < 0 or (self.training and age + 1 >= every)
         if every == 1 or stale:
             with torch.no_grad(), record_function("cheeger::noise_floor"):
-                edge = noise_floor(g_low.detach(), self.affinity, **self.cfg.noise)  # (B,)
+                edge = noise_floor(g_low.detach(), self._affinity, **self.cfg.noise)  # (B,)
             self.noise_edge.copy_(edge.mean())
             self.noise_age.fill_(0)
             if every == 1:
@@ -278,11 +307,65 @@ class SpectralHead(Head):
 
     def graph(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(L_sym (B, n, n), g_low (B, d, h, w))`` of a feature map ``(B, C, H, W)``."""
-        return self._graph(F.avg_pool2d(features, self.cfg.stride, ceil_mode=True))
+        return self._graph(F.avg_pool2d(features, self.cfg.stride, ceil_mode=True))[:2]
 
-    def _graph(self, f_low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _affinity(self, g: torch.Tensor) -> torch.Tensor:
+        """The graph's weights on embedding ``g``: learned, or 1 on every edge (``uniform``)."""
+        if self.cfg.affinity == "uniform":  # exp(-0) = 1: the plain grid, whatever g is
+            return self.affinity(torch.zeros_like(g.detach()))
+        return self.affinity(g)
+
+    def _graph(self, f_low: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         g_low = F.normalize(self.embed(f_low), dim=1)  # (B, d, h, w): unit length per node
-        return normalized_laplacian(self.affinity(g_low)), g_low
+        W = self._affinity(g_low)  # (B, n, n), sparse for grid / knn
+        return normalized_laplacian(W), g_low, W
+
+    @torch.no_grad()
+    def _diagnostics(self, W: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                     lam: torch.Tensor | None, h: int, w: int) -> torch.Tensor:  # fmt: skip
+        """``(B, 6)`` per image, in the order of :data:`DIAGNOSTICS` (see there)."""
+        batch = x.shape[0]
+        W = W.detach()
+        if W.is_sparse:
+            idx, vals = W._indices(), W._values()
+            which = idx[0]  # (nnz,) the image of each stored edge
+        else:  # dense: every off-diagonal pair
+            off = ~torch.eye(W.shape[-1], dtype=torch.bool, device=W.device)
+            vals = W[:, off].reshape(-1)
+            which = torch.arange(batch, device=W.device).repeat_interleave(int(off.sum()))
+        # cv = std / mean of the edge weights; W = exp(-e) with e = ||A(g_i - g_j)||^2 / 2 s^2
+        count = torch.zeros(batch, dtype=vals.dtype, device=vals.device).index_add_(
+            0, which, torch.ones_like(vals)).clamp_min(1)  # (B,)
+        mean = torch.zeros_like(count).index_add_(0, which, vals) / count  # (B,)
+        var = torch.zeros_like(count).index_add_(0, which, (vals - mean[which]) ** 2) / count
+        cv = var.sqrt() / mean.clamp_min(torch.finfo(vals.dtype).tiny)  # (B,)
+        exponent = -vals.clamp_min(torch.finfo(vals.dtype).tiny).log()  # (nnz,)
+        exponent = torch.zeros_like(count).index_add_(0, which, exponent) / count  # (B,)
+        y_ratio = y.flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1).clamp_min(1e-30)  # (B,)
+        nan = torch.full_like(cv, float("nan"))
+        if lam is None or lam.shape[-1] < 2:
+            lam2 = grid2 = ratio = nan
+        else:
+            grid = self.plain_grid_eigenvalues(h, w, lam).to(lam.dtype)  # (k,)
+            lam2, grid2 = lam[:, 1], grid[1].expand(batch)
+            ratio = (lam[:, 1:] / grid[1:].clamp_min(1e-30)).mean(-1)  # (B,)
+        out = [cv, exponent, y_ratio, lam2, grid2, ratio]
+        return torch.stack([t.to(x.dtype) for t in out], -1)  # (B, 6)
+
+    def plain_grid_eigenvalues(self, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+        """``(k,)`` bottom eigenvalues of ``L_sym`` of the plain (uniform-weight) graph on an
+        ``h x w`` grid with this head's neighbourhood: the reference the learned graph's
+        spectrum is compared with (diagnostics). Computed once per size and cached."""
+        key = (h, w, str(like.dtype), str(like.device))
+        cache = self.__dict__.setdefault("_plain_grid", {})
+        if key not in cache:
+            with torch.no_grad():
+                g = torch.zeros(1, self.cfg.graph_channels, h, w, dtype=like.dtype,
+                                device=like.device)  # fmt: skip
+                L = normalized_laplacian(self.affinity(g))
+                lam = eigsh(L, min(self.cfg.k, h * w), laplacian=True, return_info=True)[0]
+                cache[key] = lam[0]  # (k,)
+        return cache[key]
 
     def forward(self, features: torch.Tensor, out_size: Sequence[int]) -> HeadOutput:
         cfg = self.cfg
@@ -293,39 +376,46 @@ class SpectralHead(Head):
         # which does not commute: g is unit-length per graph node.
         f_low = F.avg_pool2d(features, cfg.stride, ceil_mode=True)  # (B, C, h, w)
         with record_function("cheeger::graph"):  # named ranges: benchmarks/heads.py reads them
-            L, g_low = self._graph(f_low)
+            L, g_low, W = self._graph(f_low)
         batch, _, h, w = g_low.shape
         k = min(cfg.k, h * w)
-        with record_function("cheeger::eigsh"):
-            # L is L_sym of a non-negative affinity: its components certify the solve
-            options = {"laplacian": True, **cfg.solver, "return_info": True}
-            lam, U, info = eigsh(L, k, cfg.eps, **options)
-        response = self.filter(lam)  # (B, k, channels)
         x_low = self.classifier(f_low)  # (B, K, h, w) = avg_pool(x), exactly
-        y = spectral_filtering(U, response, x_low.flatten(2).mT)  # (B, n, K)
+        x_nodes = x_low.flatten(2).mT  # (B, n, K)
+        if self.graph_term:
+            with record_function("cheeger::eigsh"):
+                # L is L_sym of a non-negative affinity: its components certify the solve
+                options = {"laplacian": True, **cfg.solver, "return_info": True}
+                lam, U, info = eigsh(L, k, cfg.eps, **options)
+            response = self.filter(lam)  # (B, k, channels)
+            y = spectral_filtering(U, response, x_nodes)  # (B, n, K)
+            # The extra terms see the graph as a constant (module docstring, "Gradient paths"):
+            # the response at the detached eigenvalues, the evidence filtered on the detached
+            # basis. Same values as ``response`` and ``y``; only the cross-entropy moves the graph.
+            lam_c, U_c = lam.detach(), U.detach()
+            response_c = self.filter(lam_c)  # (B, k, channels)
+            y_c = spectral_filtering(U_c, response_c, x_nodes)  # (B, n, K)
+        else:  # h = 0 (filter "zero"): no graph term, so no eigenpairs are needed
+            y = y_c = torch.zeros_like(x_nodes)  # (B, n, K)
         y = y.mT.reshape(batch, self.num_classes, h, w)
         full = x + resize_logits(y, x.shape[-2:])  # (B, K, H, W)
         logits = resize_logits(full, out_size)
         # the head's class probabilities at the graph's resolution (softmax of its logits there)
-        # The extra terms see the graph as a constant (module docstring, "Gradient paths"): the
-        # response at the detached eigenvalues, the evidence filtered on the detached basis. Same
-        # values as ``response`` and ``y``; only the cross-entropy moves the graph.
-        lam_c, U_c = lam.detach(), U.detach()
-        response_c = self.filter(lam_c)  # (B, k, channels)
-        y_c = spectral_filtering(U_c, response_c, x_low.flatten(2).mT)  # (B, n, K)
         probs_low = torch.softmax(x_low + y_c.mT.reshape(batch, self.num_classes, h, w), 1)
-        edge = self._noise_edge(g_low)  # (B,)
-        losses = {
-            "rayleigh": rayleigh_quotient_loss(probs_low, L.detach()),
-            "bulk": bulk_penalty(response_c, lam_c, edge),
-        }
-        internals = {
-            "eigenvalues": lam.detach(),
-            "eigenvectors": U.detach(),
-            "filter": response.detach().mean(-1),
-            "noise_edge": edge.detach(),
-            "graph_size": torch.tensor([h, w]),
-            "solver": solver_summary(info, lam),  # (5,): SOLVER_FIELDS
-            "solver_method": str(info.method),  # the one non-tensor internal
-        }
+        losses = {"rayleigh": rayleigh_quotient_loss(probs_low, L.detach())}
+        internals: dict[str, Any] = {"graph_size": torch.tensor([h, w])}
+        if self.graph_term:
+            edge = self._noise_edge(g_low)  # (B,)
+            losses["bulk"] = bulk_penalty(response_c, lam_c, edge)
+            internals.update({
+                "eigenvalues": lam_c,
+                "eigenvectors": U_c,
+                "filter": response.detach().mean(-1),
+                "noise_edge": edge.detach(),
+                "solver": solver_summary(info, lam),  # (5,): SOLVER_FIELDS
+                "solver_method": str(info.method),  # the one non-tensor internal
+            })  # fmt: skip
+        else:
+            losses["bulk"] = x.new_zeros(())
+        internals["diagnostics"] = self._diagnostics(
+            W, x_nodes, y_c, lam_c if self.graph_term else None, h, w)  # (B, len(DIAGNOSTICS))
         return HeadOutput(logits, losses, internals)

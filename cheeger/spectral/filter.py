@@ -38,6 +38,7 @@ from cheeger.spectral.fixed_filters import (
     DiffusionFilter,
     HeatFilter,
     TruncationFilter,
+    ZeroFilter,
     check_eigenvalues,
     check_out_channels,
 )
@@ -198,11 +199,12 @@ FILTERS: dict[str, type[nn.Module]] = {
     "heat": HeatFilter,
     "learned": LearnedFilter,
     "truncation": TruncationFilter,
+    "zero": ZeroFilter,
 }
 
 
 def build_filter(name: str, **options: object) -> nn.Module:
-    """A spectral filter module by name: ``learned``, ``truncation``, ``diffusion`` or ``heat``.
+    """A spectral filter module by name (a key of :data:`FILTERS`), e.g. ``learned`` or ``heat``.
 
     Args:
         name: a key of :data:`FILTERS`.

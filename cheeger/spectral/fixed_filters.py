@@ -6,6 +6,7 @@ name           ``h(lambda)``                 origin
 truncation     ``1[i < K]`` or ``1[l < c]``  spectral clustering: keep the first ``K`` pairs
 diffusion      ``(1 - lambda)^t``            diffusion maps: the random walk run ``t`` steps
 heat           ``exp(-t lambda)``            heat kernel / Laplacian eigenmaps
+zero           ``0``                         a control: the graph term removed
 =============  ============================  ==============================================
 
 Each maps eigenvalues ``(..., k)`` to ``(..., k)``; a sequence of parameters (several diffusion
@@ -26,6 +27,7 @@ __all__ = [
     "DiffusionFilter",
     "HeatFilter",
     "TruncationFilter",
+    "ZeroFilter",
     "diffusion_filter",
     "heat_filter",
     "truncation_filter",
@@ -266,6 +268,34 @@ class HeatFilter(nn.Module):
 
     def extra_repr(self) -> str:
         return f"t={self.t.tolist()}, learnable={self.learnable}, out_channels={self.out_channels}"
+
+
+class ZeroFilter(nn.Module):
+    """``h = 0``: the study's control with the spectral head's graph term removed.
+
+    With it the spectral head's logits are its 1x1 classifier's alone (the conv head plus the
+    graph's unused parameters), so the head needs no eigenpairs and skips its eigensolve.
+
+    Args:
+        out_channels: repeat the response over this many channels (``(..., k, C)``).
+
+    Example:
+        >>> ZeroFilter(out_channels=2)(torch.tensor([0.0, 0.5])).shape
+        torch.Size([2, 2])
+    """
+
+    def __init__(self, out_channels: int | None = None) -> None:
+        super().__init__()
+        check_out_channels(out_channels, "ZeroFilter")
+        self.out_channels = out_channels
+
+    def forward(self, eigenvalues: torch.Tensor) -> torch.Tensor:
+        """Zeros ``(..., k)`` or ``(..., k, C)``, not connected to ``eigenvalues``' graph."""
+        check_eigenvalues(eigenvalues, "ZeroFilter")
+        return _repeat(torch.zeros_like(eigenvalues.detach()), self.out_channels)
+
+    def extra_repr(self) -> str:
+        return f"out_channels={self.out_channels}"
 
 
 def _channels_for(

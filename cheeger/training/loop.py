@@ -25,6 +25,10 @@ DVCLive curves (:func:`~cheeger.training.monitor.solver_metrics`: the forward so
 products, fallback, converged and certified fractions, method; the backward's complement solves,
 stalled and unconverged columns) and ``final.json`` gets their counts over the whole run under
 ``"solver"`` (:func:`~cheeger.training.monitor.solver_totals`; ``null`` for the conv head).
+A head with graph diagnostics (``internals["diagnostics"]``, the spectral head's
+:data:`~cheeger.heads.spectral.DIAGNOSTICS`) adds them to the step rows (``diag_*``, the batch
+mean), their epoch means to the epoch rows of ``history.csv`` and to DVCLive (``diag/<name>``),
+and the last epoch's to ``final.json`` under ``"diagnostics"``.
 
 Example:
     >>> spec = RunSpec(data="results/prepared/embedded", out="results/runs/conv/0",
@@ -58,7 +62,13 @@ from cheeger.models import build_model, parameter_counts, parameter_parity
 from cheeger.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from cheeger.training.errors import RunMismatchError, SolverError
 from cheeger.training.loss import check_finite, segmentation_loss
-from cheeger.training.monitor import RunMonitor, solver_metrics, solver_totals
+from cheeger.training.monitor import (
+    RunMonitor,
+    diagnostic_means,
+    diagnostic_metrics,
+    solver_metrics,
+    solver_totals,
+)
 from cheeger.training.runtime import (
     derived_seed,
     deterministic_algorithms,
@@ -68,7 +78,7 @@ from cheeger.training.runtime import (
 from cheeger.training.schedule import build_optimizer, loss_weights
 from cheeger.training.snapshot import save_snapshot
 from cheeger.training.spec import RunSpec, flatten_keys
-from cheeger.training.validation import evaluate_model, metrics_summary, to_device
+from cheeger.training.validation import evaluate_model, forward_batch, metrics_summary
 
 __all__ = ["BEST", "CHECKPOINT", "CHECKPOINT_FORMAT", "FINAL", "RunSpec", "train"]
 
@@ -113,7 +123,11 @@ class _Trainer:
         else:  # a frozen encoder's cached taps: flips only (scale / crop would change the taps)
             self.train_set = CachedTaps(spec.model.features, spec.data, "train", seed=spec.seed,
                                         hflip=a.hflip)  # fmt: skip
-        self.val_set = PreparedDataset(spec.data, "val", native=True)
+        # validation reads the same cache (unflipped taps): the encoder never runs in a run
+        self.val_set = (PreparedDataset(spec.data, "val", native=True)
+                        if spec.model.features is None else
+                        CachedTaps(spec.model.features, spec.data, "val", native=True))
+        self.snapshot_set = PreparedDataset(spec.data, "val", native=True)  # its image
         self.steps_per_epoch = math.ceil(len(self.train_set) / cfg.batch_size)
         torch.manual_seed(spec.seed)  # model initialisation
         m = spec.model
@@ -180,11 +194,8 @@ class _Trainer:
             labels = batch["label"].to(self.device, non_blocking=True)
             with (_solver_failure(f"step {step} (epoch {epoch + 1})"),
                   record_complement(strict) as complement):  # fmt: skip
-                if "taps" in batch:  # cached taps of a frozen encoder: decoder and head only
-                    taps = [to_device(t, self.device, cfg.channels_last) for t in batch["taps"]]
-                    output = self.model.forward_from_taps(taps, labels.shape[-2:])
-                else:
-                    output = self.model(to_device(batch["image"], self.device, cfg.channels_last))
+                # images, or a frozen encoder's cached taps (decoder and head only)
+                output = forward_batch(self.model, batch, self.device, cfg.channels_last)
                 total, terms = segmentation_loss(output, labels, weights, ignore_index=self.ignore)
                 check_finite({**terms, "total": total}, step, epoch + 1)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -202,13 +213,16 @@ class _Trainer:
                    **{name: float(v.detach()) for name, v in terms.items()},
                    **{f"weight_{n}": w for n, w in weights.items() if n in terms},
                    "grad_norm": float(grad_norm),
-                   **solver_metrics(output.internals, complement)}  # fmt: skip
+                   **solver_metrics(output.internals, complement),
+                   **diagnostic_metrics(output.internals)}  # fmt: skip
             self.history["steps"].append(row)
             self.monitor.log_step(row)
             for name in ("loss", *terms):
                 sums[name] = sums.get(name, 0.0) + row[name]
             bar.set_postfix(loss=f"{row['loss']:.4f}")
-        return {f"train_{name}": value / self.steps_per_epoch for name, value in sums.items()}
+        epoch_rows = self.history["steps"][-self.steps_per_epoch:]
+        return {**{f"train_{name}": value / self.steps_per_epoch for name, value in sums.items()},
+                **diagnostic_means(epoch_rows)}  # fmt: skip
 
     def validate(self, epoch: int) -> dict[str, Any]:
         e = self.spec.evaluate
@@ -222,11 +236,11 @@ class _Trainer:
     @torch.no_grad()
     def snapshot(self, epoch: int) -> Path:
         index = min(self.spec.train.snapshot_index, len(self.val_set) - 1)
-        item = self.val_set[index]
+        item = self.snapshot_set[index]
+        batch = getattr(self.val_set, "collate", collate_items)([self.val_set[index]])
         self.model.eval()
         with _solver_failure(f"snapshot after epoch {epoch + 1}"):
-            images = to_device(item["image"][None], self.device, self.spec.train.channels_last)
-            output = self.model(images)
+            output = forward_batch(self.model, batch, self.device, self.spec.train.channels_last)
         self.model.train()
         target = item["native_label"]
         pred = resize_logits(output.logits, target.shape)[0].argmax(0).cpu()
@@ -303,6 +317,9 @@ class _Trainer:
             "val": self.val_summary, "train_seconds": round(self.elapsed, 3),
             "seconds_per_epoch": round(self.elapsed / max(1, len(self.history["epochs"])), 3),
             "solver": solver_totals(self.history["steps"]),
+            "diagnostics": {k.removeprefix("diag_"): v for k, v in
+                            self.history["epochs"][-1].items() if k.startswith("diag_")}
+            if self.history["epochs"] else {},
         }  # fmt: skip
         if final["solver"] is not None:
             totals = final["solver"]

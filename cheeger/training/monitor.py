@@ -41,7 +41,51 @@ from typing import Any
 
 from cheeger.data.io import atomic_write_bytes
 
-__all__ = ["RunMonitor", "solver_metrics", "solver_totals"]
+__all__ = ["RunMonitor", "diagnostic_means", "diagnostic_metrics", "solver_metrics",
+           "solver_totals"]  # fmt: skip
+
+
+def diagnostic_metrics(internals: Mapping[str, Any]) -> dict[str, float]:
+    """A step's graph diagnostics, for the step row (``{}`` for a head without them).
+
+    Args:
+        internals: the head's internals; ``"diagnostics"`` is ``(B, 6)`` in the order of
+            :data:`cheeger.heads.spectral.DIAGNOSTICS`.
+
+    Returns:
+        ``diag_<field>``: the batch's mean (NaN where a field is undefined, e.g. eigenvalues
+        of a head without eigenpairs).
+
+    Example:
+        >>> import torch
+        >>> d = torch.tensor([[0.5, 1, 0.2, 1e-3, 2e-3, 0.5], [0.3, 1, 0.4, 1e-3, 2e-3, 0.5]])
+        >>> row = diagnostic_metrics({"diagnostics": d})
+        >>> round(row["diag_affinity_cv"], 3), round(row["diag_y_ratio"], 3)
+        (0.4, 0.3)
+    """
+    from cheeger.heads.spectral import DIAGNOSTICS  # the head's layout of the tensor
+
+    if "diagnostics" not in internals:
+        return {}
+    values = internals["diagnostics"].detach().float().mean(0).cpu().tolist()
+    return {f"diag_{n}": v for n, v in zip(DIAGNOSTICS, values, strict=True)}
+
+
+def diagnostic_means(steps: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Means of the ``diag_*`` fields over step rows, skipping NaN (NaN when none is finite).
+
+    Example:
+        >>> diagnostic_means([{"diag_y_ratio": 0.25}, {"diag_y_ratio": 0.5}, {"loss": 1.0}])
+        {'diag_y_ratio': 0.375}
+    """
+    sums: dict[str, list[float]] = {}
+    for row in steps:
+        for key, value in row.items():
+            if key.startswith("diag_"):
+                sums.setdefault(key, [])
+                if value == value:  # not NaN
+                    sums[key].append(float(value))
+    return {k: (sum(v) / len(v) if v else float("nan")) for k, v in sums.items()}
 
 
 def solver_metrics(internals: Mapping[str, Any], complement: Any) -> dict[str, Any]:
@@ -197,14 +241,18 @@ class RunMonitor:
             self._live.make_summary()
 
     def log_epoch(self, row: Mapping[str, Any]) -> None:
-        """Log one epoch's validation metrics (``val_*`` keys) at the epoch's last step."""
+        """Log one epoch's validation metrics (``val_*`` keys, as ``val/<name>``) and the graph
+        diagnostics' epoch means (``diag_*``, as ``diag/<name>``) at the epoch's last step."""
         if self._live is None:
             return
         self._live.step = int(row["step"])
         self._live.log_metric("epoch", int(row["epoch"]))
         for name, value in row.items():
-            if name.startswith("val_") and isinstance(value, int | float) and math.isfinite(value):
-                self._live.log_metric(f"val/{name[4:]}", float(value))
+            if not (isinstance(value, int | float) and math.isfinite(value)):
+                continue
+            for prefix in ("val_", "diag_"):
+                if name.startswith(prefix):
+                    self._live.log_metric(f"{prefix[:-1]}/{name[len(prefix):]}", float(value))
         self._live.make_summary()
 
     def log_image(self, name: str, path: str | os.PathLike) -> None:

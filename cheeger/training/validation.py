@@ -23,11 +23,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from cheeger.data import PreparedDataset, collate_items
+from cheeger.features import CachedTaps
 from cheeger.heads import resize_logits
 from cheeger.metrics import SegmentationMetrics
 from cheeger.models import UNet
 
-__all__ = ["SCALAR_METRICS", "evaluate_model", "metrics_summary", "predict_native", "to_device"]
+__all__ = ["SCALAR_METRICS", "evaluate_model", "forward_batch", "metrics_summary",
+           "predict_native", "to_device"]  # fmt: skip
 
 SCALAR_METRICS = (
     "miou", "pixel_accuracy", "class_accuracy", "boundary_miou",
@@ -61,6 +63,16 @@ def predict_native(
     return _native_labels(model(images).logits, sizes)
 
 
+def forward_batch(model: torch.nn.Module, batch: Mapping[str, Any], device: torch.device,
+                  channels_last: bool) -> Any:  # fmt: skip
+    """The model's output on a batch of images, or of a frozen encoder's cached taps
+    (``batch["taps"]``: decoder and head only, logits at the prepared labels' size)."""
+    if "taps" in batch:
+        taps = [to_device(t, device, channels_last) for t in batch["taps"]]
+        return model.forward_from_taps(taps, batch["label"].shape[-2:])
+    return model(to_device(batch["image"], device, channels_last))
+
+
 def _native_labels(logits: torch.Tensor, sizes: Sequence[Sequence[int]]) -> list[torch.Tensor]:
     """``B`` label maps from logits ``(B, K, H, W)``, each upsampled to its own size first."""
     return [resize_logits(logits[i : i + 1], size)[0].argmax(0) for i, size in enumerate(sizes)]
@@ -68,7 +80,7 @@ def _native_labels(logits: torch.Tensor, sizes: Sequence[Sequence[int]]) -> list
 
 def evaluate_model(
     model: UNet,
-    dataset: PreparedDataset,
+    dataset: PreparedDataset | CachedTaps,
     metrics: SegmentationMetrics,
     *,
     batch_size: int,
@@ -77,6 +89,9 @@ def evaluate_model(
     observe: Callable[[Any, Mapping[str, Any]], None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """All metrics of ``dataset`` (built with ``native=True``) at native label resolution.
+
+    ``dataset`` is a prepared split (the model runs on images) or a frozen encoder's cached taps
+    of it (:class:`~cheeger.features.CachedTaps`: the model runs its decoder and head only).
 
     The model is put in eval mode for the pass and returned to its previous mode; ``metrics``
     is reset first, so it holds exactly this split afterwards (its confusion matrix included).
@@ -92,13 +107,13 @@ def evaluate_model(
     was_training = model.training
     model.eval()
     metrics.reset()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_items)
+    collate = getattr(dataset, "collate", collate_items)  # a feature cache stacks its taps
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     try:
         for batch in loader:
             targets = batch["native_label"]
-            images = to_device(batch["image"], device, channels_last)
             with torch.no_grad():
-                output = model(images)
+                output = forward_batch(model, batch, device, channels_last)
             if observe is not None:
                 observe(output, batch)
             preds = _native_labels(output.logits, [t.shape for t in targets])

@@ -12,9 +12,11 @@ import yaml
 from cheeger.cli import main
 from cheeger.config import AugmentConfig, DataConfig, EvaluateConfig, ModelConfig, TrainConfig
 from cheeger.data import PreparedDataset, prepare
+from cheeger.evaluate import evaluate_run
 from cheeger.features import DONE, SETTINGS, CachedTaps, FeaturesError, compute_features
 from cheeger.models import LiteFPN
 from cheeger.training import RunSpec, train
+from cheeger.training.errors import RunNotFoundError
 
 TINY = {
     "profile": "tiny",
@@ -140,7 +142,19 @@ def test_training_reads_the_cache_and_refuses_an_unfinished_one(data, cache, tmp
     finally:
         LiteFPN.encode = original
     assert final["steps"] == 2
-    assert True not in calls  # the encoder ran for validation only, never in a training step
+    assert calls == []  # training, validation and snapshots all read the cache
+    # evaluation reads the cache too, and the last checkpoint on val repeats the run's validation
+    result = evaluate_run(tmp_path / "run", data, "val", EvaluateConfig(batch_size=2,
+                          checkpoint="last"), "cpu")  # fmt: skip
+    assert result["model_inputs"] == "cached float16 encoder taps"
+    assert result["miou"] == final["val"]["miou"]
+    moved = cache.with_name("moved")
+    cache.rename(moved)
+    try:
+        with pytest.raises(RunNotFoundError, match=f"feature cache {cache}, which is not finished"):
+            evaluate_run(tmp_path / "run", data, "val", EvaluateConfig(batch_size=2), "cpu")
+    finally:
+        moved.rename(cache)
     broken = tmp_path / "broken"
     broken.mkdir()
     other = RunSpec(**{**spec.__dict__, "out": tmp_path / "run2",

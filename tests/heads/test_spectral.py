@@ -261,3 +261,75 @@ def load_params_text():
     from pathlib import Path
 
     return Path("params.yaml").read_text(encoding="utf-8")
+
+
+# --- the study's controls and the graph diagnostics ----------------------------------------------
+
+
+def test_zero_filter_control_is_the_classifier_alone_without_an_eigensolve(monkeypatch):
+    head = _head(random_filter=False, filter="zero")
+    monkeypatch.setattr(spectral_module, "eigsh", lambda *a, **k: pytest.fail("eigsh ran"))
+    features = torch.randn(2, 8, 16, 16)
+    out = head(features, (16, 16))
+    torch.testing.assert_close(out.logits, head.classifier(features))  # h = 0: y = 0
+    assert float(out.losses["bulk"].detach()) == 0.0 and float(out.losses["rayleigh"].detach()) > 0
+    assert "eigenvalues" not in out.internals
+    d = dict(zip(spectral_module.DIAGNOSTICS, out.internals["diagnostics"][0].tolist()))
+    assert d["y_ratio"] == 0.0 and math.isnan(d["lambda2"])
+    (out.logits.square().sum() + out.losses["rayleigh"]).backward()
+    for name in ("embed.weight", "affinity.projection"):  # no path to the graph is left
+        grad = dict(head.named_parameters())[name].grad
+        assert grad is None or float(grad.abs().max()) == 0.0, name
+
+
+def test_uniform_affinity_control_is_the_plain_grid():
+    head = _head(affinity="uniform")
+    features = torch.randn(2, 8, 16, 16, dtype=torch.float64)
+    head = head.double()
+    out = head(features, (16, 16))
+    d = dict(zip(spectral_module.DIAGNOSTICS, out.internals["diagnostics"][1].tolist()))
+    assert d["affinity_cv"] == 0.0 and d["exponent_mean"] == 0.0
+    torch.testing.assert_close(out.internals["eigenvalues"][1],
+                               head.plain_grid_eigenvalues(4, 4, features))  # fmt: skip
+    assert d["lambda_ratio"] == pytest.approx(1.0, abs=1e-9)
+    out.logits.square().sum().backward()
+    grad = head.embed.weight.grad
+    assert grad is None or float(grad.abs().max()) == 0.0  # the embedding shapes nothing
+    with pytest.raises(ValueError, match="affinity: uniform needs a fixed neighbourhood"):
+        SpectralHeadConfig.from_mapping({"affinity": "uniform", "neighbourhood": "knn"})
+    with pytest.raises(ValueError, match=r"spectral.head.affinity: expected learned or uniform"):
+        SpectralHeadConfig.from_mapping({"affinity": "flat"})
+
+
+@pytest.mark.parametrize("neighbourhood", ["grid", "dense"])
+def test_diagnostics_match_a_dense_oracle(neighbourhood):
+    head = _head(neighbourhood=neighbourhood).double()
+    with torch.no_grad():  # a spread-out affinity, so the statistics are not trivial
+        head.affinity.projection.mul_(3.0)
+    features = torch.randn(2, 8, 16, 16, dtype=torch.float64)
+    out = head(features, (16, 16))
+    f_low = torch.nn.functional.avg_pool2d(features, 4, ceil_mode=True)
+    g = torch.nn.functional.normalize(head.embed(f_low), dim=1)
+    W = head.affinity(g)
+    W = (W.to_dense() if W.is_sparse else W).detach()  # (B, n, n) oracle only: n = 16
+    x_low = head.classifier(f_low).flatten(2).mT.detach()  # (B, n, K)
+    lam, U = out.internals["eigenvalues"], out.internals["eigenvectors"]
+    y = U @ (out.internals["filter"][..., None] * (U.mT @ x_low))
+    grid = torch.linalg.eigvalsh(torch.eye(16, dtype=torch.float64) - _sym_norm(
+        (W[0] > 0).double()))[: lam.shape[-1]]  # fmt: skip
+    for b in range(2):
+        edges = W[b][W[b] > 0]  # stored edges (off-diagonal, positive)
+        expected = {
+            "affinity_cv": float(edges.std(unbiased=False) / edges.mean()),
+            "exponent_mean": float((-edges.log()).mean()),
+            "y_ratio": float(y[b].norm() / x_low[b].norm()),
+            "lambda2": float(lam[b, 1]), "lambda2_grid": float(grid[1]),
+            "lambda_ratio": float((lam[b, 1:] / grid[1:]).mean()),
+        }  # fmt: skip
+        found = dict(zip(spectral_module.DIAGNOSTICS, out.internals["diagnostics"][b].tolist()))
+        assert found == pytest.approx(expected, rel=1e-6)
+
+
+def _sym_norm(A: torch.Tensor) -> torch.Tensor:
+    d = A.sum(-1).rsqrt()
+    return d[:, None] * A * d[None, :]

@@ -114,7 +114,7 @@ def test_learned_filter_fits_a_heat_kernel_across_decades():
 
 def test_build_filter_by_name():
     lam = spectra()
-    assert sorted(FILTERS) == ["diffusion", "heat", "learned", "truncation"]
+    assert sorted(FILTERS) == ["diffusion", "heat", "learned", "truncation", "zero"]
     assert build_filter("learned", out_channels=2)(lam.float()).shape == (3, 6, 2)
     assert isinstance(build_filter("truncation", num_kept=4), TruncationFilter)
     torch.testing.assert_close(build_filter("diffusion", t=2)(lam), (1 - lam) ** 2)

@@ -41,8 +41,8 @@ import torch
 
 from cheeger.config import EvaluateConfig
 from cheeger.data import PreparedDataset, load_manifest
-from cheeger.features import DONE, CachedTaps
 from cheeger.data.io import atomic_write_bytes
+from cheeger.features import DONE, CachedTaps
 from cheeger.linalg import ComplementRecord
 from cheeger.metrics import SegmentationMetrics, boundary_width
 from cheeger.models import model_from_spec

@@ -274,7 +274,8 @@ def test_zero_filter_control_is_the_classifier_alone_without_an_eigensolve(monke
     torch.testing.assert_close(out.logits, head.classifier(features))  # h = 0: y = 0
     assert float(out.losses["bulk"].detach()) == 0.0 and float(out.losses["rayleigh"].detach()) > 0
     assert "eigenvalues" not in out.internals
-    d = dict(zip(spectral_module.DIAGNOSTICS, out.internals["diagnostics"][0].tolist()))
+    d = dict(zip(spectral_module.DIAGNOSTICS, out.internals["diagnostics"][0].tolist(),
+                     strict=True))
     assert d["y_ratio"] == 0.0 and math.isnan(d["lambda2"])
     (out.logits.square().sum() + out.losses["rayleigh"]).backward()
     for name in ("embed.weight", "affinity.projection"):  # no path to the graph is left
@@ -287,7 +288,8 @@ def test_uniform_affinity_control_is_the_plain_grid():
     features = torch.randn(2, 8, 16, 16, dtype=torch.float64)
     head = head.double()
     out = head(features, (16, 16))
-    d = dict(zip(spectral_module.DIAGNOSTICS, out.internals["diagnostics"][1].tolist()))
+    d = dict(zip(spectral_module.DIAGNOSTICS, out.internals["diagnostics"][1].tolist(),
+                     strict=True))
     assert d["affinity_cv"] == 0.0 and d["exponent_mean"] == 0.0
     torch.testing.assert_close(out.internals["eigenvalues"][1],
                                head.plain_grid_eigenvalues(4, 4, features))  # fmt: skip
@@ -326,7 +328,8 @@ def test_diagnostics_match_a_dense_oracle(neighbourhood):
             "lambda2": float(lam[b, 1]), "lambda2_grid": float(grid[1]),
             "lambda_ratio": float((lam[b, 1:] / grid[1:]).mean()),
         }  # fmt: skip
-        found = dict(zip(spectral_module.DIAGNOSTICS, out.internals["diagnostics"][b].tolist()))
+        found = dict(zip(spectral_module.DIAGNOSTICS, out.internals["diagnostics"][b].tolist(),
+                     strict=True))
         assert found == pytest.approx(expected, rel=1e-6)
 
 

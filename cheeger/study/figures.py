@@ -34,6 +34,7 @@ __all__ = [
     "ablation_figure",
     "broadening_figure",
     "curves_figure",
+    "diagnostics_figure",
     "gradients_figure",
     "heads_figure",
     "new_figure",
@@ -104,6 +105,33 @@ def curves_figure(curves: pd.DataFrame, confidence: float = 0.95) -> Figure:
             _band(ax, stats, "epoch", "head", palette)
             ax.set(xlabel="epoch", ylabel=CURVE_METRICS[column])
         axes[0, 0].legend(title="head", fontsize=7)
+    return fig
+
+
+def diagnostics_figure(
+    curves: pd.DataFrame, columns: dict[str, str], confidence: float = 0.95
+) -> Figure:
+    """Graph diagnostics per epoch: one panel per column of ``columns`` (name -> title), one
+    line per head or control (the ``head`` column) with the t band over seeds; labels without
+    a finite value of a column are not drawn in its panel."""
+    present = [c for c in columns if c in curves.columns and curves[c].notna().any()]
+    labels = list(dict.fromkeys(curves["head"]))
+    palette = _palette(labels)
+    cols = min(3, max(1, len(present)))
+    rows = -(-len(present) // cols) or 1
+    with _style():
+        fig, axes = new_figure(rows, cols, width=3.4, height=2.6)
+        for ax, column in zip(axes.flat, present, strict=False):
+            long = curves[["head", "seed", "epoch", column]].rename(columns={column: "value"})
+            stats = summarize(long.dropna(subset=["value"]), ["head", "epoch"],
+                              confidence=confidence)  # fmt: skip
+            _band(ax, stats, "epoch", "head", palette)
+            ax.set(xlabel="epoch", ylabel=column.removeprefix("diag_"))
+            ax.set_title(columns[column], fontsize=6, wrap=True)
+        for ax in list(axes.flat)[len(present):]:
+            ax.set_visible(False)
+        if present:
+            axes.flat[0].legend(title="head / control", fontsize=6)
     return fig
 
 

@@ -5,13 +5,16 @@ writes into ``out`` (default: the profile's report folder, ``results/<profile>/`
 :mod:`cheeger.study.layout`)::
 
     README.md        protocol, numbers, figures and the plain answer (cheeger.study.readme)
-    metrics.json     per head and metric on the report split: mean, std, t interval; and the
-                     challenger-minus-baseline differences (the DVC metrics file)
+    metrics.json     the protocol (encoder, resolution, ...); per head and metric on the report
+                     split: mean, std, t interval; the challenger-minus-baseline differences;
+                     per control and metric the same statistics (the DVC metrics file)
     tables/          heads_<split>, comparison_<split>, per_class_iou_<split> (the report
-                     split), ablation, scaling, gradients, broadening (.csv, .md, .tex);
-                     curves.csv and curves_mean.csv (per epoch, for `dvc plots`)
-    figures/         curves, heads_<split>, per_class_iou, scaling, gradients, broadening,
-                     ablation, panel (.png, .pdf)
+                     split; controls included), protocols_<split> and per_class_protocols_<split>
+                     (beside another profile of the dataset), controls_<split>, diagnostics,
+                     solver_runs and solver, ablation, scaling, gradients, broadening (.csv,
+                     .md, .tex); curves.csv and curves_mean.csv (per epoch, for `dvc plots`)
+    figures/         curves, heads_<split>, controls_<split>, per_class_iou, diagnostics,
+                     scaling, gradients, broadening, ablation, panel (.png, .pdf)
 
 Example:
     >>> make_report("params.yaml", "embedded", results="results")  # doctest: +SKIP
@@ -34,6 +37,14 @@ from cheeger.study import figures as F
 from cheeger.study import tables as T
 from cheeger.study.collect import ReportConfig, StudyData, collect_study, json_safe, read_json
 from cheeger.study.config import StudyConfig, deep_merge
+from cheeger.study.controls import ControlsData, collect_controls, controls_caption, controls_table
+from cheeger.study.diagnostics import (
+    DIAGNOSTICS,
+    diagnostics_table,
+    diagnostics_view,
+    solver_summary,
+    solver_table,
+)
 from cheeger.study.layout import (
     ABLATION_DONE,
     BROADENING,
@@ -44,6 +55,13 @@ from cheeger.study.layout import (
     Layout,
 )
 from cheeger.study.panel import panel_figure
+from cheeger.study.protocols import (
+    other_protocols,
+    per_class_protocols,
+    protocol_record,
+    protocol_words,
+    protocols_table,
+)
 from cheeger.study.readme import REFERENCES, answer, hardware, render_readme
 from cheeger.study.trial import collect_trial, trial_caption, trial_table
 
@@ -61,12 +79,18 @@ __all__ = ["ReportConfig", "make_report"]
 
 
 def _metrics_json(heads: pd.DataFrame, comparison: pd.DataFrame | None, study: StudyConfig,
-                  challenger: str | None, baseline: str) -> dict[str, Any]:  # fmt: skip
+                  challenger: str | None, baseline: str, protocol: dict[str, Any],
+                  controls: pd.DataFrame | None = None) -> dict[str, Any]:  # fmt: skip
     result: dict[str, Any] = {"profile": study.profile, "split": study.report_split,
-                              "seeds": len(study.seeds)}  # fmt: skip
+                              "seeds": len(study.seeds), "protocol": protocol}  # fmt: skip
     for row in heads.to_dict("records"):
         result.setdefault(row["head"], {})[row["metric"]] = {
             k: row[k] for k in ("mean", "std", "ci_low", "ci_high")}  # fmt: skip
+    if controls is not None:  # each control's own statistics, keyed as a head's
+        names = {c.name for c in study.controls}
+        for row in controls[controls["head"].isin(names)].to_dict("records"):
+            result.setdefault("controls", {}).setdefault(row["head"], {})[row["metric"]] = {
+                k: row[k] for k in ("mean", "std", "ci_low", "ci_high")}  # fmt: skip
     if comparison is not None:
         result[f"{challenger}_minus_{baseline}"] = {
             row["metric"]: {k: row[k] for k in ("difference", "ci_low", "ci_high", "p_value",
@@ -101,7 +125,8 @@ def _backbone(model: ModelConfig) -> str:
             f"{model.decoder_width}")  # fmt: skip
 
 
-def _protocol(params: Mapping[str, Any], data: StudyData, layout: Layout) -> list[tuple[str, str]]:
+def _protocol(params: Mapping[str, Any], data: StudyData, layout: Layout,
+              controls: ControlsData) -> list[tuple[str, str]]:  # fmt: skip
     study = data.study
     manifest = load_manifest(layout.path(PREPARED, profile=study.profile))
     model = ModelConfig.from_params(params, study.profile)
@@ -115,8 +140,8 @@ def _protocol(params: Mapping[str, Any], data: StudyData, layout: Layout) -> lis
                                 for (h, seed), final in data.finals.items()
                                 if seed == study.seeds[0])  # fmt: skip
     seconds = {"main": [f["train_seconds"] for f in data.finals.values()], "ablation": [],
-               "trial": []}  # fmt: skip
-    done = list(data.finals.values())
+               "trial": [], "controls": [f["train_seconds"] for f in controls.finals.values()]}
+    done = [*data.finals.values(), *controls.finals.values()]
     for name, slug, seed in study.ablation_runs():
         done.append(read_json(layout.path(ABLATION_DONE, profile=study.profile, axis=name,
                                           value=slug, seed=seed)))  # fmt: skip
@@ -130,6 +155,7 @@ def _protocol(params: Mapping[str, Any], data: StudyData, layout: Layout) -> lis
     wall = "; ".join(f"{kind} {_duration(sum(s))} over {len(s)} runs (mean "
                      f"{_duration(sum(s) / len(s))})" for kind, s in seconds.items() if s)
     axes = "; ".join(f"{a.name} ({a.key}): {[a.baseline, *a.values]}" for a in study.axes)
+    checks = "; ".join(f"{c.name}: {c.head} head, seeds {list(c.seeds)}" for c in study.controls)
     return [
         ("Dataset", f"{manifest['dataset']} ({manifest['num_classes']} classes, label "
                     f"{manifest['ignore_index']} ignored); prepared splits: {sizes}"),
@@ -147,10 +173,65 @@ def _protocol(params: Mapping[str, Any], data: StudyData, layout: Layout) -> lis
                                  f"ablations scored on `{study.ablation_split}`"),
         ("Seeds", f"{list(study.seeds)} for each of {list(study.heads)}; ablations: "
                   f"{study.ablation_head} head, seeds {list(study.ablation_seeds)}; "
-                  f"{axes or 'none'}"),
+                  f"{axes or 'none'}" + (f"; controls: {checks}" if checks else "")),
         ("Hardware", f"{hardware()}; runs on {', '.join(devices)}"),
         ("Wall time", f"training: {wall} (evaluation and sweeps not included)"),
     ]  # fmt: skip
+
+
+def _protocols_section(sections: list[tuple[str, str]], tables: Path, headline: pd.DataFrame,
+                       study: StudyConfig, record: dict[str, Any], others: list) -> None:
+    """This profile's heads beside another protocol's on the same dataset (its committed
+    metrics.json), with each protocol in words."""
+    view = protocols_table(headline, study, others)
+    T.write_table(view.reset_index(), tables, f"protocols_{study.report_split}", view,
+                  caption=f"{study.report_split} split, both protocols")  # fmt: skip
+    lines = [f"- `{study.profile}` (this report): "
+             f"{protocol_words(record, len(study.seeds))}"]  # fmt: skip
+    lines += [f"- `{o.profile}` (results/{o.profile}/metrics.json): {o.words()}" for o in others]
+    sections.append((f"Both protocols ({study.report_split} split)",
+                     "\n".join(lines) + "\n\n" + view.to_markdown()))  # fmt: skip
+
+
+def _diagnostics_sections(sections: list[tuple[str, str]], tables: Path, save, data: StudyData,
+                          controls: ControlsData, confidence: float) -> None:  # fmt: skip
+    """The graph diagnostics at the last epoch (table), per epoch (figure), and the eigensolver
+    totals of every run with an eigensolver, main runs and controls alike."""
+    curves = data.curves if controls.curves.empty else pd.concat(
+        [data.curves, controls.curves], ignore_index=True)
+    diagnostics = diagnostics_table(curves, confidence)
+    if len(diagnostics):
+        view = diagnostics_view(diagnostics)
+        T.write_table(diagnostics, tables, "diagnostics", view,
+                      caption="graph diagnostics at the last epoch")  # fmt: skip
+        save(lambda: F.diagnostics_figure(curves, DIAGNOSTICS, confidence), "diagnostics",
+             "Graph diagnostics per epoch (mean and t band over seeds)")
+        legend = "\n".join(f"- `{k.removeprefix('diag_')}`: {v}" for k, v in DIAGNOSTICS.items()
+                           if k in set(diagnostics["diagnostic"]))  # fmt: skip
+        sections.append(("Graph diagnostics (last epoch; epoch means of the training steps)",
+                         legend + "\n\n" + view.to_markdown()))  # fmt: skip
+    runs = solver_table({**data.finals, **controls.finals})
+    if len(runs):
+        summary = solver_summary(runs)
+        _write_csv(runs, tables / "solver_runs.csv")
+        T.write_table(summary, tables, "solver", caption="eigensolver totals per head or control")
+        sections.append(("Eigensolver totals (training steps, summed over seeds)",
+                         "Steps per method, steps that fell back to another method, steps with "
+                         "an unconverged graph, and stalled or unconverged complement columns "
+                         "of the backward (each run's final.json `solver`).\n\n"
+                         + summary.to_markdown(index=False, floatfmt=".3g")))  # fmt: skip
+
+
+def _controls_answer(rows: pd.DataFrame, study: StudyConfig) -> str:
+    """What the controls say, against each control's own head (mIoU and boundary mIoU)."""
+    lines = ["", "What the controls say (each against its own head):"]
+    for control in study.controls:
+        mine = rows[(rows["control"] == control.name) & (rows["against"] == control.head)]
+        for row in mine[mine["metric"].isin(["miou", "boundary_miou"])].to_dict("records"):
+            lines.append(f"- `{control.name}` - {control.head}, {row['metric']}: "
+                         f"{row['difference']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+                         f" ({row['verdict']})")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def make_report(
@@ -178,6 +259,10 @@ def make_report(
     layout = Layout(results)
     out = layout.path(REPORT, profile=study.profile) if out is None else Path(out)
     data = collect_study(study, layout)
+    controls = collect_controls(study, layout)
+    record = protocol_record(params, study.profile)
+    dataset = next(iter(data.evaluations.values()))["dataset"]
+    others = other_protocols(params, study, layout, dataset)
     tables, figure_dir = out / "tables", out / "figures"
 
     def save(make, name: str, caption: str) -> None:
@@ -196,6 +281,8 @@ def make_report(
     save(lambda: F.heads_figure(data.scalars, split, conf), f"heads_{split}",
          f"Heads on the {split} split (seeds and t intervals)")
     sections.append((f"Metrics on the {split} split", headline_view.to_markdown()))
+    if others:
+        _protocols_section(sections, tables, headline, study, record, others)
     comparison = None
     if challenger is not None:
         comparison = T.comparison_table(data.scalars, split, baseline, challenger, conf)
@@ -203,12 +290,19 @@ def make_report(
                       caption=f"{challenger} minus {baseline} on {split}")  # fmt: skip
         sections.append((f"{challenger} minus {baseline} ({split}, Welch)",
                             comparison.to_markdown(index=False, floatfmt=".4g")))  # fmt: skip
-    per_class = T.per_class_table(data.per_class, split, "iou", conf)
+    classes = data.per_class if controls.per_class.empty else pd.concat(
+        [data.per_class, controls.per_class], ignore_index=True)
+    per_class = T.per_class_table(classes, split, "iou", conf)
     per_class_view = T.display(per_class, "class", "head")
     T.write_table(per_class, tables, f"per_class_iou_{split}", per_class_view,
                   caption=f"per-class IoU on {split}")
     save(lambda: F.per_class_figure(per_class), "per_class_iou", "Per-class IoU")
     sections.append((f"Per-class IoU ({split})", per_class_view.to_markdown()))
+    if any(o.per_class is not None for o in others):
+        view = per_class_protocols(per_class[per_class["head"].isin(study.heads)], study, others)
+        T.write_table(view.reset_index(), tables, f"per_class_protocols_{split}", view,
+                      caption=f"per-class IoU on {split}, both protocols")  # fmt: skip
+        sections.append((f"Per-class IoU ({split}), both protocols", view.to_markdown()))
     _write_csv(data.curves, tables / "curves.csv")
     _write_csv(_curves_mean(data.curves), tables / "curves_mean.csv")
     save(lambda: F.curves_figure(data.curves, conf), "curves",
@@ -224,6 +318,17 @@ def make_report(
         sections.append((f"Ablations ({study.ablation_head} head, {study.ablation_split}, "
                          f"seeds {list(study.ablation_seeds)})",
                          T.display(view, "row", "metric").to_markdown()))  # fmt: skip
+    controls_stats, control_rows = None, None
+    if study.controls:
+        scalars = pd.concat([data.scalars, controls.scalars], ignore_index=True)
+        control_rows, view = controls_table(scalars, study, conf)
+        controls_stats = T.heads_table(scalars, split, conf)
+        caption = controls_caption(study, conf)
+        T.write_table(control_rows, tables, f"controls_{split}", view, caption=caption)
+        save(lambda: F.heads_figure(scalars, split, conf), f"controls_{split}",
+             f"Heads and controls on the {split} split (seeds and t intervals)")
+        sections.append((f"Controls ({split}, Welch)", caption + "\n\n" + view.to_markdown()))
+    _diagnostics_sections(sections, tables, save, data, controls, conf)
     if study.trial is not None:
         name = study.trial.name
         numbers, view = trial_table(collect_trial(study, layout), study, conf)
@@ -262,16 +367,21 @@ def make_report(
         prepared = layout.path(PREPARED, profile=study.profile)
         save(lambda: panel_figure(runs, prepared, split, config.panel_index, checkpoint),
              "panel", "Qualitative panel")
-    metrics = _metrics_json(headline, comparison, study, challenger, baseline)
+    metrics = _metrics_json(headline, comparison, study, challenger, baseline, record,
+                            controls_stats)  # fmt: skip
     atomic_write_bytes(out / "metrics.json", (json.dumps(metrics, indent=1) + "\n").encode())
     text = "Only one head is compared: no answer.\n"
     if comparison is not None:
         text = answer(comparison, headline, baseline, challenger, split, conf)
-    dataset = next(iter(data.evaluations.values()))["dataset"]
+    if control_rows is not None:
+        text += _controls_answer(control_rows, study)
+    devices = sorted({str(f.get("device", "?")).upper() for f in data.finals.values()})
     ours = {h: {m: v["mean"] for m, v in metrics[h].items()} for h in study.heads}
     readme = render_readme(
-        profile=study.profile, answer_text=text, protocol=_protocol(params, data, layout),
-        sections=sections, figures=shown, references=REFERENCES.get(dataset, ()), ours=ours,
+        profile=study.profile, answer_text=text,
+        protocol=_protocol(params, data, layout, controls), sections=sections, figures=shown,
+        references=REFERENCES.get(dataset, ()), ours=ours,
+        ours_protocol=f"{protocol_words(record)}, {'/'.join(devices)}",
     )
     atomic_write_bytes(out / "README.md", readme.encode())
     return metrics

@@ -20,7 +20,6 @@ def params_file(tmp_path):
             "cs": {"dataset": "cityscapes", "root": "no/such/folder", "resolution": [8, 16]},
         },
         "data": {"synthetic": {"seed": 4, "size": [48, 64], "splits": {"train": 3, "val": 2}}},
-        "train": {"owned_by": "another issue"},
     }
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))

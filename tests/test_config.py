@@ -59,14 +59,18 @@ def test_active_profile_default_and_override(params):
         active_profile(params, "nope")
 
 
-def test_unknown_sections_and_profile_keys_are_left_for_their_owners(params, tmp_path):
+def test_profile_keys_of_other_owners_pass_and_unknown_keys_are_named(params, tmp_path):
     extended = copy.deepcopy(params)
-    extended["model"] = {"head": "spectral", "anything": [1, 2]}
     extended["profiles"]["embedded"].update(epochs=3, seeds=[0, 1], device="cpu")
     loaded = load_params(_write(tmp_path, extended))
-    assert loaded["model"]["head"] == "spectral"
+    assert loaded["profiles"]["embedded"]["seeds"] == [0, 1]
     expected = tuple(params["profiles"]["embedded"]["resolution"])
     assert DataConfig.from_params(loaded, "embedded").resolution == expected
+    # the schema is the one check: a key no component reads is named, not left alone
+    extended["model"] = {"head": "spectral", "anything": [1, 2]}
+    with pytest.raises(ParamsError, match=r"params\.yaml: model: unknown key\(s\) "
+                                          r"\['anything', 'head'\]; expected some of \['depth'"):
+        load_params(_write(tmp_path, extended))
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ filter ``h_theta(lambda)`` and
 
 Instead of ``(lambda, U) = eigsh(L_sym, k)``:
 
-1. a small network ``psi`` (1x1 convolutions, ``hidden`` wide, SiLU) maps ``f_low`` to ``k``
+1. a small network ``psi`` (1x1 convolutions, ``hidden`` wide, SiLU) maps ``f_low`` and a
+   Fourier encoding of each node's grid position (``positional`` frequencies per axis) to ``k``
    node signals, L2-batch-normalised per image over the graph's nodes (each column to
    ``||psi_j||^2 = n``, eq. 5 of seed 001 with the image's nodes as the batch);
 2. ``psi`` is trained by the NeuralEF loss (seed 001, eq. 5-7,
@@ -80,7 +81,13 @@ from cheeger.losses.bulk import bulk_penalty
 from cheeger.losses.neuralef import neuralef_loss
 from cheeger.spectral import build_filter, noise_floor
 
-__all__ = ["SHARED_KEYS", "NeuralEFHead", "NeuralEFHeadConfig", "rayleigh_quotients"]
+__all__ = [
+    "SHARED_KEYS",
+    "NeuralEFHead",
+    "NeuralEFHeadConfig",
+    "position_encoding",
+    "rayleigh_quotients",
+]
 
 
 @dataclass
@@ -95,6 +102,11 @@ class NeuralEFHeadConfig:
         k: eigenfunctions learned (``psi``'s outputs); must not exceed the graph's nodes.
         hidden: width of ``psi``'s hidden 1x1 convolutions.
         depth: number of hidden layers of ``psi`` (0: one linear 1x1 convolution).
+        positional: frequencies ``j = 1..P`` per axis of the position encoding appended to
+            ``psi``'s input, ``sin(pi j t)`` and ``cos(pi j t)`` of the node's row and column
+            scaled to ``t in [0, 1]`` (``4 P`` channels; 0: features only). A per-node function
+            of the features alone cannot draw the smooth spatial modes at the bottom of a grid
+            graph's spectrum (see the module docstring, "Why a position encoding").
         beta: NeuralEF penalty weight (eq. 5); the kernel is ``n (I - L_sym)``, so the order of
             the eigenfunctions needs ``beta > (mu_i - mu_j) / mu_i^2`` for ``i < j``
             (:mod:`cheeger.losses.neuralef`), ``mu = 1 - lambda``.
@@ -117,6 +129,7 @@ class NeuralEFHeadConfig:
     noise_every: int = 10
     hidden: int = 64
     depth: int = 1
+    positional: int = 8
     beta: float = 1.0
     orthonormalize: bool = True
 
@@ -133,7 +146,7 @@ class NeuralEFHeadConfig:
         SpectralHeadConfig.from_mapping({k: v for k, v in section.items() if k in SHARED_KEYS},
                                         where)  # fmt: skip
         cfg = cls(**section)
-        for name, low in (("hidden", 1), ("depth", 0)):
+        for name, low in (("hidden", 1), ("depth", 0), ("positional", 0)):
             value = getattr(cfg, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"params.yaml: {where}.{name}: expected an int >= {low}, got "
@@ -186,6 +199,24 @@ def rayleigh_quotients(L: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
     else:
         LU = L @ U
     return (U * LU).sum(1) / U.square().sum(1)
+
+
+def position_encoding(h: int, w: int, frequencies: int, like: torch.Tensor) -> torch.Tensor:
+    """``(4 P, h, w)``: ``sin(pi j t), cos(pi j t)`` of the row and the column ``t in [0, 1]``.
+
+    Channels ``4 (j - 1) + (0, 1, 2, 3)`` are ``sin`` of the row, ``sin`` of the column, ``cos``
+    of the row, ``cos`` of the column at frequency ``j``.
+
+    Example:
+        >>> position_encoding(2, 3, 1, torch.zeros(())).shape
+        torch.Size([4, 2, 3])
+    """
+    rows = torch.linspace(0.0, 1.0, h, dtype=like.dtype, device=like.device)
+    cols = torch.linspace(0.0, 1.0, w, dtype=like.dtype, device=like.device)
+    grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"))  # (2, h, w)
+    j = torch.arange(1, frequencies + 1, dtype=like.dtype, device=like.device)
+    angles = torch.pi * j[:, None, None, None] * grid  # (P, 2, h, w)
+    return torch.cat([angles.sin(), angles.cos()], 1).reshape(4 * frequencies, h, w)
 
 
 def _kernels(L: torch.Tensor) -> list[torch.Tensor]:
@@ -241,7 +272,7 @@ class NeuralEFHead(Head):
             k=cfg.knn,
             init_sigma=cfg.init_sigma,
         )
-        widths = [in_channels] + [cfg.hidden] * cfg.depth + [cfg.k]
+        widths = [in_channels + 4 * cfg.positional] + [cfg.hidden] * cfg.depth + [cfg.k]
         layers: list[nn.Module] = []
         for a, b in itertools.pairwise(widths):
             layers += [nn.Conv2d(a, b, 1), nn.SiLU()]
@@ -270,7 +301,10 @@ class NeuralEFHead(Head):
     def eigenfunctions(self, f_low: torch.Tensor) -> torch.Tensor:
         """``psi`` of pooled features ``(B, C, h, w)``, L2-batch-normalised per image: ``(B, n, k)``
         with ``||psi_j||^2 = n`` for every image and column (``l2_batch_normalize`` per image)."""
-        psi = self.psi(f_low.detach()).flatten(2).mT  # (B, n, k)
+        batch, _, h, w = f_low.shape
+        codes = position_encoding(h, w, self.cfg.positional, f_low)  # (4 P, h, w)
+        inputs = torch.cat([f_low.detach(), codes.expand(batch, -1, -1, -1)], 1)
+        psi = self.psi(inputs).flatten(2).mT  # (B, n, k)
         n = psi.shape[1]
         # psi_j sqrt(n) / ||psi_j||, per image
         return psi * (n**0.5 / psi.norm(dim=1, keepdim=True).clamp_min(1e-12))

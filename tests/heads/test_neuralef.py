@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import cheeger.heads.neuralef as neuralef_module
 from cheeger.graph import normalized_laplacian
 from cheeger.heads import NeuralEFHead, NeuralEFHeadConfig, build_head, head_names
-from cheeger.heads.neuralef import SHARED_KEYS, rayleigh_quotients
+from cheeger.heads.neuralef import SHARED_KEYS, position_encoding, rayleigh_quotients
 from cheeger.linalg import eigsh
 from cheeger.losses.neuralef import l2_batch_normalize
 
@@ -70,7 +70,8 @@ def test_psi_is_l2_batch_normalised_per_image_as_in_the_loss_module():
     head = _head()
     f_low = F.avg_pool2d(_features(), 4)
     psi = head.eigenfunctions(f_low)  # (B, n, k)
-    raw = head.psi(f_low).flatten(2).mT
+    codes = position_encoding(6, 8, head.cfg.positional, f_low).expand(2, -1, -1, -1)
+    raw = head.psi(torch.cat([f_low, codes], 1)).flatten(2).mT
     for b in range(2):
         assert torch.allclose(psi[b], l2_batch_normalize(raw[b]), atol=1e-12)
 
@@ -84,6 +85,17 @@ def test_rayleigh_quotients_match_dense_oracle():
     expected = torch.einsum("bnk,bnm,bmk->bk", U, dense, U) / U.square().sum(1)
     assert torch.allclose(rayleigh_quotients(L, U), expected, atol=1e-12)
     assert torch.allclose(rayleigh_quotients(dense, U), expected, atol=1e-12)
+
+
+def test_position_encoding_values():
+    codes = position_encoding(3, 5, 2, torch.zeros((), dtype=torch.float64))  # (8, 3, 5)
+    t_row = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    t_col = torch.linspace(0, 1, 5, dtype=torch.float64)
+    assert torch.allclose(codes[0, :, 0], torch.sin(torch.pi * t_row), atol=1e-12)
+    assert torch.allclose(codes[1, 0, :], torch.sin(torch.pi * t_col), atol=1e-12)
+    assert torch.allclose(codes[5, 0, :], torch.sin(2 * torch.pi * t_col), atol=1e-12)
+    assert torch.allclose(codes[6, :, 0], torch.cos(2 * torch.pi * t_row), atol=1e-12)
+    assert position_encoding(3, 5, 0, codes).shape == (0, 3, 5)
 
 
 def _planted_problem():

@@ -97,6 +97,11 @@ def answer(comparison: pd.DataFrame, heads: pd.DataFrame, baseline: str, challen
     return text + "\n"
 
 
+def _blank(frame: pd.DataFrame) -> pd.DataFrame:
+    """Unpublished numbers as empty cells, not ``nan``."""
+    return frame.astype(object).where(frame.notna(), "")
+
+
 def _table(frame: pd.DataFrame, index: bool = True) -> str:
     return frame.to_markdown(index=index, floatfmt=".4g")
 
@@ -145,7 +150,7 @@ def render_readme(
                   f"360x480). Our protocol differs ({ours_protocol}; see Protocol) in "
                   "resolution, epochs, augmentation and model size: the references place the "
                   "numbers, they are not a like-for-like comparison.", "",
-                  _table(pd.DataFrame(rows), index=False), ""]  # fmt: skip
+                  _table(_blank(pd.DataFrame(rows)), index=False), ""]  # fmt: skip
     if figures:
         lines += ["## Figures", ""]
         for caption, path in figures.items():

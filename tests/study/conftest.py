@@ -20,6 +20,10 @@ from cheeger.study.config import StudyConfig
 from cheeger.study.layout import (
     ABLATION_DONE,
     ABLATION_EVAL,
+    CONTROL_DONE,
+    CONTROL_EVAL,
+    CONTROL_PARAMS,
+    CONTROL_RUN,
     EVAL,
     GRADIENTS,
     PREPARED,
@@ -70,12 +74,37 @@ def evaluation(head: str, seed: int, split: str, miou: float, classes: list[str]
                           "accuracy": per_class_iou}}  # fmt: skip
 
 
+#: Planted graph diagnostics of a spectral run at epoch e of seed s: value * (1 + e / 10 + s).
+DIAGNOSTICS = {"diag_affinity_cv": 0.2, "diag_exponent_mean": 3.0, "diag_y_ratio": 0.1,
+               "diag_lambda_ratio": 0.8, "diag_lambda2": 3.3e-3, "diag_lambda2_grid": 4.3e-3}
+#: A planted final.json "solver" block of a spectral run (cheeger.training.monitor.solver_totals).
+SOLVER = {"steps": 30, "methods": {"lanczos": 28, "lobpcg": 2}, "fallback_steps": 2,
+          "unconverged_steps": 0, "uncertified_steps": 0,
+          "restarts": {"mean": 1.0, "max": 2.0, "total": 30.0},
+          "matvecs": {"mean": 80.0, "max": 90.0, "total": 2400.0},
+          "complement": {"solves": 30, "columns": 960, "stalled": 3, "unconverged": 0,
+                         "steps_with_stalls": 1, "worst_residual": 1e-4}}  # fmt: skip
+
+
+def history(seed: int, final_miou: float, graph: bool) -> pd.DataFrame:
+    """A history.csv of 3 epochs; a run with a graph has the planted diagnostics."""
+    frame = pd.DataFrame({"epoch": [1, 2, 3], "train_ce": [2.0, 1.5, 1.2],
+                          "val_miou": [0.2, 0.4, final_miou],
+                          "val_boundary_miou": [0.1, 0.2, 0.3]})  # fmt: skip
+    if graph:
+        for name, value in DIAGNOSTICS.items():
+            frame[name] = [value * (1 + epoch / 10 + seed) for epoch in frame["epoch"]]
+    return frame
+
+
 def write_study(
-    root: Path, params: dict, effect: float, noise: float = 0.005, trial_effect: float = 0.0
+    root: Path, params: dict, effect: float, noise: float = 0.005, trial_effect: float = 0.0,
+    control_effects: dict[str, float] | None = None,
 ) -> StudyConfig:
     """Write the files of ``params``' study under ``root``: the spectral head's mIoU is the
-    conv head's plus ``effect``, the trial's (if any) plus ``trial_effect``, each run off by up
-    to ``noise``."""
+    conv head's plus ``effect``, the trial's (if any) plus ``trial_effect``, a control's that
+    of the spectral head plus ``control_effects[name]`` (default 0), each run off by up to
+    ``noise``. Spectral runs and controls get the planted diagnostics and solver totals."""
     study = StudyConfig.from_params(params)
     layout, profile = Layout(root / "results"), study.profile
     prepare(DataConfig.from_params(params), layout.path(PREPARED, profile=profile))
@@ -90,13 +119,12 @@ def write_study(
     for head, seed in study.runs():
         base = 0.5 + (effect if head == "spectral" else 0.0)
         final = {"head": head, "seed": seed, "epochs": 3, "device": "cpu", "threads": 1,
-                 "train_seconds": 10.0, "parameters": {"total": 1000 + len(head)}}  # fmt: skip
+                 "train_seconds": 10.0, "parameters": {"total": 1000 + len(head)},
+                 "solver": SOLVER if head == "spectral" else None}  # fmt: skip
         write(layout.path(RUN_DONE, profile=profile, head=head, seed=seed), final)
-        history = pd.DataFrame({"epoch": [1, 2, 3], "train_ce": [2.0, 1.5, 1.2],
-                                "val_miou": [0.2, 0.4, base], "val_boundary_miou": [0.1, 0.2, 0.3]})
         run = layout.path(RUN, profile=profile, head=head, seed=seed)
         run.mkdir(parents=True, exist_ok=True)
-        history.to_csv(run / "history.csv", index=False)
+        history(seed, base, head == "spectral").to_csv(run / "history.csv", index=False)
     for head, seed, split in study.evaluations():
         miou = 0.5 + (effect if head == "spectral" else 0.0) + float(rng.uniform(-noise, noise))
         write(layout.path(EVAL, profile=profile, head=head, seed=seed, split=split),
@@ -113,6 +141,19 @@ def write_study(
         write(layout.path(TRIAL_PARAMS, **fields), yaml.safe_dump(variant, sort_keys=False))
         miou = 0.5 + trial_effect + float(rng.uniform(-noise, noise))
         write(layout.path(TRIAL_EVAL, **fields, split=study.report_split),
+              evaluation(name, seed, study.report_split, miou, classes))  # fmt: skip
+    for name, seed in study.control_runs():
+        fields = {"profile": profile, "control": name, "seed": seed}
+        write(layout.path(CONTROL_DONE, **fields), {"train_seconds": 6.0, "device": "cpu",
+                                                    "threads": 1, "solver": SOLVER})
+        variant = params_variant(params, study.control(name).settings)
+        write(layout.path(CONTROL_PARAMS, **fields), yaml.safe_dump(variant, sort_keys=False))
+        run = layout.path(CONTROL_RUN, **fields)
+        run.mkdir(parents=True, exist_ok=True)
+        history(seed, 0.4, True).to_csv(run / "history.csv", index=False)
+        miou = (0.5 + effect + (control_effects or {}).get(name, 0.0)
+                + float(rng.uniform(-noise, noise)))  # fmt: skip
+        write(layout.path(CONTROL_EVAL, **fields, split=study.report_split),
               evaluation(name, seed, study.report_split, miou, classes))  # fmt: skip
     scaling = pd.DataFrame({"solver": ["dense", "dense", "lanczos", "lanczos"],
                             "n": [256, 1024, 256, 1024], "k": 4,
@@ -137,12 +178,13 @@ def synthetic_study(tmp_path) -> Callable[..., tuple[Path, StudyConfig]]:
     """``make(effect, edit=None)``: a study folder (params.yaml, results/) and its config."""
 
     def make(effect: float, edit: Callable[[dict], None] | None = None, name: str = "study",
-             trial_effect: float = 0.0):  # fmt: skip
+             trial_effect: float = 0.0, control_effects: dict[str, float] | None = None):
         params = copy.deepcopy(small_params())
         if edit is not None:
             edit(params)
         root = tmp_path / name
         root.mkdir()
-        return root, write_study(root, params, effect, trial_effect=trial_effect)
+        return root, write_study(root, params, effect, trial_effect=trial_effect,
+                                 control_effects=control_effects)  # fmt: skip
 
     return make

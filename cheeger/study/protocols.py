@@ -162,7 +162,7 @@ def protocols_table(
                              "n": other.metrics.get("seeds", 0),
                              **{k: _number(stats.get(k)) for k in ("mean", "std", "ci_low",
                                                                    "ci_high")}})  # fmt: skip
-    return display(pd.DataFrame(rows), "metric", "column")
+    return display(pd.DataFrame(rows), "metric", "column").fillna("n/a")  # not in its report
 
 
 def per_class_protocols(
@@ -176,7 +176,7 @@ def per_class_protocols(
         if other.per_class is not None:
             frames.append(other.per_class.assign(
                 column=[_label(other.profile, h) for h in other.per_class["head"]]))
-    return display(pd.concat(frames, ignore_index=True), "class", "column")
+    return display(pd.concat(frames, ignore_index=True), "class", "column").fillna("n/a")
 
 
 def _number(value: Any) -> float:

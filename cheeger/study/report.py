@@ -307,17 +307,6 @@ def make_report(
     _write_csv(_curves_mean(data.curves), tables / "curves_mean.csv")
     save(lambda: F.curves_figure(data.curves, conf), "curves",
          "Training curves (mean and t band over seeds)")
-    if study.axes:
-        ablation = T.ablation_table(data.ablation, conf)
-        T.write_table(ablation, tables, "ablation", caption="ablations (the baseline flagged)")
-        save(lambda: F.ablation_figure(ablation, split=study.ablation_split), "ablation",
-             "Ablations (star: baseline)")
-        view = ablation[ablation["metric"].isin(["miou", "boundary_miou"])].assign(
-            setting=lambda t: t["setting"] + t["baseline"].map({True: " (baseline)", False: ""}),
-            row=lambda t: t["axis"] + ": " + t["setting"])  # fmt: skip
-        sections.append((f"Ablations ({study.ablation_head} head, {study.ablation_split}, "
-                         f"seeds {list(study.ablation_seeds)})",
-                         T.display(view, "row", "metric").to_markdown()))  # fmt: skip
     controls_stats, control_rows = None, None
     if study.controls:
         scalars = pd.concat([data.scalars, controls.scalars], ignore_index=True)
@@ -329,6 +318,17 @@ def make_report(
              f"Heads and controls on the {split} split (seeds and t intervals)")
         sections.append((f"Controls ({split}, Welch)", caption + "\n\n" + view.to_markdown()))
     _diagnostics_sections(sections, tables, save, data, controls, conf)
+    if study.axes:
+        ablation = T.ablation_table(data.ablation, conf)
+        T.write_table(ablation, tables, "ablation", caption="ablations (the baseline flagged)")
+        save(lambda: F.ablation_figure(ablation, split=study.ablation_split), "ablation",
+             "Ablations (star: baseline)")
+        view = ablation[ablation["metric"].isin(["miou", "boundary_miou"])].assign(
+            setting=lambda t: t["setting"] + t["baseline"].map({True: " (baseline)", False: ""}),
+            row=lambda t: t["axis"] + ": " + t["setting"])  # fmt: skip
+        sections.append((f"Ablations ({study.ablation_head} head, {study.ablation_split}, "
+                         f"seeds {list(study.ablation_seeds)})",
+                         T.display(view, "row", "metric").to_markdown()))  # fmt: skip
     if study.trial is not None:
         name = study.trial.name
         numbers, view = trial_table(collect_trial(study, layout), study, conf)

@@ -44,9 +44,16 @@ __all__ = ["PsiNet", "fit_neuralef", "gumbel_temperature"]
 class PsiNet(nn.Module):
     """``psi``: an MLP on the last dim, ``(..., C) -> (..., K)`` logits.
 
+    Hidden layers (Linear + GELU), a LayerNorm, then a bias-free linear head whose weight has
+    orthonormal rows (``torch.nn.utils.parametrizations.orthogonal``; the paper's "orthogonal
+    columns" of its ``K x d`` convention, sec. 4). Both bound the logits (``|logit_k| <=
+    sqrt(hidden)``): without them the first output grew to take nearly every node and the
+    others' softmax underflowed at ``tau = 0.3``, dead columns with no gradient (measured on
+    CamVid, K = 11: 2 of 11 clusters used after 4 epochs, test mIoU 0.066).
+
     Args:
         in_dim: feature channels ``C``.
-        k: outputs ``K``.
+        k: outputs ``K`` (``<= hidden``).
         hidden: width of the hidden layers.
         layers: hidden layers (GELU after each).
 
@@ -57,16 +64,21 @@ class PsiNet(nn.Module):
 
     def __init__(self, in_dim: int, k: int, hidden: int = 256, layers: int = 2) -> None:
         super().__init__()
+        if not 1 <= k <= hidden:
+            raise ValueError(f"PsiNet: K = {k} outputs must be in [1, hidden = {hidden}] for "
+                             "an orthonormal head")  # fmt: skip
         dims = [in_dim] + [hidden] * layers
         blocks: list[nn.Module] = []
         for a, b in itertools.pairwise(dims):
             blocks += [nn.Linear(a, b), nn.GELU()]
-        blocks.append(nn.Linear(dims[-1], k))
+        blocks += [nn.Linear(dims[-1], hidden), nn.LayerNorm(hidden)] if layers == 0 else [
+            nn.LayerNorm(hidden)]  # fmt: skip
         self.net = nn.Sequential(*blocks)
+        self.head = nn.utils.parametrizations.orthogonal(nn.Linear(hidden, k, bias=False))
         self.k = k
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net(features)
+        return self.head(self.net(features))
 
 
 def gumbel_temperature(step: int, total: int, start: float = 1.0, end: float = 0.3) -> float:

@@ -1,0 +1,138 @@
+"""The unsupervised study: fit the three routes on train, score them on test, write the results.
+
+For ``K = clusters`` (Hungarian) and, if set, ``K = majority_clusters`` (majority vote), each
+route is fitted on the training split's nodes and evaluated on the test split
+(:func:`~cheeger.unsupervised.evaluate_route`); the NeuralEF eigenfunctions of the Hungarian
+``K`` are compared with ``eigsh``'s eigenvectors on held-out (test) batches
+(:func:`~cheeger.unsupervised.neuralef_fidelity`). ``<out>/unsupervised.json``:
+
+.. code-block:: text
+
+    {"kmeans" | "eigsh" | "neuralef":
+        {"miou", "pixel_accuracy", "boundary_miou", "seconds_per_image", "clusters",
+         "matching": "hungarian", "fit_seconds", "iou", "mapping",
+         "majority": {the same keys for K = majority_clusters}},
+     "neuralef": {..., "principal_angles": {"principal_angles", "median_angle", ...},
+                  "history": {...}},
+     "protocol": {...}, "reference": {...}, "settings": {...}}
+
+and the figures ``unsupervised.png`` (image, ground truth and each route's matched clusters) and
+``eigenfunctions.png`` (learned eigenfunctions beside eigenvectors), all written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cheeger.data.io import atomic_write_bytes
+from cheeger.data.prepared import load_manifest
+from cheeger.unsupervised.config import UnsupervisedConfig
+from cheeger.unsupervised.dataset import iter_items, load_split_nodes
+from cheeger.unsupervised.evaluate import evaluate_route, neuralef_fidelity
+from cheeger.unsupervised.figures import cluster_figure, eigenfunction_figure
+from cheeger.unsupervised.routes import EigshRoute, KernelSettings, KMeansRoute, NeuralEFRoute
+
+__all__ = ["REFERENCE", "run_unsupervised"]
+
+#: Seed 001's Cityscapes rows (27 classes, ViT-S, majority vote): a reference on another dataset
+#: and backbone, not a target.
+REFERENCE = {"dataset": "Cityscapes (27 classes)", "backbone": "ViT-S/16", "source": "seed 001",
+             "kmeans_miou": 0.224, "neuralef_miou": 0.282}  # fmt: skip
+
+
+def _routes(cfg: UnsupervisedConfig, k: int, log: Callable[[str], None]) -> dict[str, Any]:
+    kernel = KernelSettings(**cfg.kernel)
+    return {
+        "kmeans": KMeansRoute(k, cfg.kmeans["sample_per_image"], cfg.kmeans["iters"], cfg.seed),
+        "eigsh": EigshRoute(k, kernel, cfg.eigsh["eigenvectors"], cfg.eigsh["segments"],
+                            cfg.kmeans["iters"], cfg.seed),
+        "neuralef": NeuralEFRoute(k, kernel, log=log, seed=cfg.seed, **cfg.neuralef),
+    }  # fmt: skip
+
+
+def run_unsupervised(
+    cfg: UnsupervisedConfig,
+    features: str | os.PathLike,
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Fit, evaluate and write (module docstring). Returns the contents of the JSON."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = load_manifest(data)
+    classes, ignore = int(manifest["num_classes"]), manifest.get("ignore_index")
+    torch.manual_seed(cfg.seed)
+    node_args = {"stride": cfg.stride, "levels": cfg.levels, "limit": cfg.limit}
+    start = time.perf_counter()
+    feats, cols = load_split_nodes(features, data, "train", **node_args)
+    log(f"train nodes {tuple(feats.shape)} in {time.perf_counter() - start:.1f} s")
+    plans = [(cfg.clusters, "hungarian")]
+    if cfg.majority_clusters:
+        plans.append((cfg.majority_clusters, "majority"))
+    results: dict[str, dict[str, Any]] = {"kmeans": {}, "eigsh": {}, "neuralef": {}}
+    examples: dict[str, list[torch.Tensor]] = {}
+    fitted: dict[str, Any] = {}
+    for k, matching in plans:
+        for name, route in _routes(cfg, k, log).items():
+            start = time.perf_counter()
+            route.fit(feats, cols)
+            fit_seconds = time.perf_counter() - start
+            log(f"{name} K={k}: fitted in {fit_seconds:.1f} s; evaluating on test")
+            scores = evaluate_route(
+                route, iter_items(features, data, "test", cfg.limit), clusters=k,
+                num_classes=classes, ignore_index=ignore, matching=matching,
+                stride=cfg.stride, levels=cfg.levels, log=log,
+            )  # fmt: skip
+            scores["fit_seconds"] = fit_seconds
+            if isinstance(route, EigshRoute):
+                scores["eigsh_unconverged"] = route.unconverged
+            if isinstance(route, NeuralEFRoute):
+                scores["history"] = route.history
+            kept = scores.pop("examples")
+            log(f"{name} K={k} ({matching}): mIoU {scores['miou']:.4f}, pixel accuracy "
+                f"{scores['pixel_accuracy']:.4f}, boundary mIoU {scores['boundary_miou']:.4f}, "
+                f"{scores['seconds_per_image']:.4f} s per image")  # fmt: skip
+            if matching == "hungarian":
+                results[name].update(scores)
+                examples[name], fitted[name] = kept, route
+            else:
+                results[name]["majority"] = scores
+    test_feats, test_cols = load_split_nodes(features, data, "test", **node_args)
+    nef = fitted["neuralef"]
+    results["neuralef"]["principal_angles"] = neuralef_fidelity(
+        nef.psi, test_feats, test_cols, nef.kernel, batch_images=cfg.neuralef["batch_images"],
+        batches=cfg.fidelity["batches"], tau_end=cfg.neuralef["tau"][1],
+    )  # fmt: skip
+    log(f"neuralef fidelity: principal angles (deg) "
+        f"{[round(a, 1) for a in results['neuralef']['principal_angles']['principal_angles']]}")
+    report = {
+        **results,
+        "protocol": {"split_fitted": "train", "split_scored": "test", "label_size": "native",
+                     "hungarian_clusters": cfg.clusters,
+                     "majority_clusters": cfg.majority_clusters or None,
+                     "matching_fitted_on": "test confusion (the field's protocol)",
+                     "timing": "one image at a time from cached taps, taps read not timed, "
+                               f"{torch.get_num_threads()} thread(s)"},
+        "reference": REFERENCE,
+        "settings": {"clusters": cfg.clusters, "majority_clusters": cfg.majority_clusters,
+                     "stride": cfg.stride, "levels": list(cfg.levels), "seed": cfg.seed,
+                     "limit": cfg.limit, "kernel": cfg.kernel, "kmeans": cfg.kmeans,
+                     "eigsh": cfg.eigsh, "neuralef": cfg.neuralef, "fidelity": cfg.fidelity},
+    }  # fmt: skip
+    items = list(iter_items(features, data, "test", min(len(examples["kmeans"]), 3)))
+    atomic_write_bytes(out / "unsupervised.png", cluster_figure(
+        items, examples, manifest["class_names"], ignore))
+    atomic_write_bytes(out / "eigenfunctions.png", eigenfunction_figure(
+        items[0], fitted["eigsh"], nef, cfg.stride, cfg.levels))
+    atomic_write_bytes(out / "unsupervised.json",
+                       json.dumps(report, indent=1, default=list).encode())  # fmt: skip
+    log(f"wrote {out / 'unsupervised.json'}")
+    return report

@@ -170,6 +170,17 @@ def control_settings(wildcards):
     return {"base": run_settings(control.head), "set": dict(control.settings)}
 
 
+def other_reports():
+    """The committed reports (metrics.json) of the other profiles of this profile's dataset:
+    the report puts their protocols beside this one (cheeger.study.protocols)."""
+    dataset, found = PROFILE_BLOCK.get("dataset"), []
+    for name, block in config["profiles"].items():
+        metrics_file = Path(RESULTS) / L.METRICS.format(profile=name)
+        if name != PROFILE and block.get("dataset") == dataset and metrics_file.is_file():
+            found.append(str(metrics_file))
+    return found
+
+
 TRIAL_COMPARE_SETTINGS = {k: STUDY_SETTINGS.get(k) for k in ("trial", "report")}
 
 

@@ -14,6 +14,7 @@ rule report:
         scaling=path(L.SCALING_TABLE),
         gradients=path(L.GRADIENTS),
         broadening=path(L.BROADENING),
+        other_reports=other_reports(),
         data=path(L.PREPARED),
         code=code("report"),
         fingerprint=fingerprint_file("report", "report", STUDY_SETTINGS),

@@ -96,7 +96,7 @@ def diagnostics_view(table: pd.DataFrame) -> pd.DataFrame:
     view = view.reindex(index=list(dict.fromkeys(cells["row"])),
                         columns=list(dict.fromkeys(cells["head"])))  # fmt: skip
     view.index.name, view.columns.name = "diagnostic", None
-    return view
+    return view.fillna("n/a")  # a diagnostic a label does not have (no eigensolve: no lambda)
 
 
 def solver_table(finals: Mapping[tuple[str, int], Mapping[str, Any]]) -> pd.DataFrame:

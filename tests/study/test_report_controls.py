@@ -15,7 +15,7 @@ from scipy import stats
 from cheeger.config import ParamsError
 from cheeger.study.config import StudyConfig
 from cheeger.study.controls import collect_controls, controls_table
-from cheeger.study.diagnostics import diagnostics_table
+from cheeger.study.diagnostics import diagnostics_table, diagnostics_view
 from cheeger.study.layout import (
     CONTROL_EVAL,
     CONTROL_PARAMS,
@@ -217,6 +217,14 @@ def test_the_repository_profiles_record_their_protocols(repo_root):
         "efficientnet_lite0", True, True, [360, 480], 10, {"hflip": 0.5})  # fmt: skip
     camvid = protocol_record(params, "camvid")
     assert (camvid["encoder"], camvid["resolution"], camvid["epochs"]) == ("unet", [180, 240], 20)
+
+
+def test_a_diagnostic_a_label_lacks_reads_n_a():
+    curves = pd.DataFrame({"head": ["spectral", "no_graph"], "seed": [0, 0], "epoch": [1, 1],
+                           "diag_y_ratio": [0.2, 0.0], "diag_lambda2": [3e-3, np.nan]})
+    view = diagnostics_view(diagnostics_table(curves))
+    assert view.loc["lambda2", "no_graph"] == "n/a" and view.loc["y_ratio", "no_graph"] == "0"
+    assert view.loc["lambda2", "spectral"] == "0.003"  # one seed: no spread
 
 
 def test_diagnostics_of_runs_without_a_graph_are_an_empty_table():

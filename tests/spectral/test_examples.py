@@ -13,6 +13,7 @@ MODULES = [
     "cheeger.spectral.fixed_filters",
     "cheeger.spectral.marchenko_pastur",
     "cheeger.spectral.noise",
+    "cheeger.spectral.null_model",
 ]
 
 

@@ -68,16 +68,21 @@ def evaluate_route(
 
     Returns:
         ``miou``, ``pixel_accuracy``, ``boundary_miou``, ``seconds_per_image`` (mean inference
-        time), ``images``, ``clusters``, ``matching``, ``mapping`` (class of each cluster),
-        ``iou`` (per class) and ``examples`` (mapped maps of the first ``keep`` images).
+        time, node features to cluster map), ``route_seconds_per_image`` (the route's scores
+        alone: what differs between routes), ``images``, ``clusters``, ``matching``,
+        ``mapping`` (class of each cluster), ``iou`` (per class) and ``examples`` (mapped maps
+        of the first ``keep`` images).
     """
-    maps, seconds = [], []
+    maps, seconds, route_seconds = [], [], []
     confusion = torch.zeros(num_classes, clusters, dtype=torch.long)
     for item in items:
         start = time.perf_counter()
         f = node_features(item["taps"], stride, levels)  # (h, w, C)
         c = node_colours(item["image"], f.shape[:2]) if route.needs_colours else None
-        cl = predict_clusters(route.scores(f, c), tuple(item["native_label"].shape))  # (H, W)
+        mid = time.perf_counter()
+        scores = route.scores(f, c)  # (K, h, w)
+        route_seconds.append(time.perf_counter() - mid)
+        cl = predict_clusters(scores, tuple(item["native_label"].shape))  # (H, W)
         seconds.append(time.perf_counter() - start)
         target = item["native_label"]
         confusion += cluster_confusion(cl, target, clusters, num_classes, ignore_index)
@@ -100,7 +105,8 @@ def evaluate_route(
     return {
         "miou": float(scores["miou"]), "pixel_accuracy": float(scores["pixel_accuracy"]),
         "boundary_miou": float(bscores["boundary_miou"]),
-        "seconds_per_image": sum(seconds) / len(seconds), "images": len(maps),
+        "seconds_per_image": sum(seconds) / len(seconds),
+        "route_seconds_per_image": sum(route_seconds) / len(route_seconds), "images": len(maps),
         "clusters": clusters, "matching": matching, "mapping": mapping.tolist(),
         "iou": [None if math.isnan(v) else v for v in scores["iou"].tolist()],
         "examples": examples,

@@ -86,7 +86,7 @@ def gumbel_temperature(step: int, total: int, start: float = 1.0, end: float = 0
 
     Example:
         >>> [round(gumbel_temperature(s, 4), 3) for s in range(5)]
-        [1.0, 0.898, 0.65, 0.402, 0.3]
+        [1.0, 0.897, 0.65, 0.403, 0.3]
     """
     frac = min(max(step / max(total, 1), 0.0), 1.0)
     return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * frac))

@@ -136,9 +136,18 @@ class EigshRoute:
         sums = torch.zeros(int(labels.max()) + 1, c, dtype=x.dtype).index_add(0, labels, x)
         return labels, F.normalize(sums, dim=-1)
 
-    def fit(self, features: torch.Tensor, colours: torch.Tensor) -> EigshRoute:
-        means = [self.segment(f, c)[1] for f, c in zip(features, colours, strict=True)]
-        self.centroids, _ = kmeans(torch.cat(means), self.clusters, self.iters, self.seed)
+    def fit(self, features: torch.Tensor, colours: torch.Tensor,
+            segment_means: torch.Tensor | None = None) -> EigshRoute:  # fmt: skip
+        """Segment every training image, then k-means on the segments' mean features.
+
+        ``segment_means`` (``self.segment_means`` of a fitted route with the same kernel and
+        segment settings) skips the per-image eigensolves: only the dataset k-means depends on K.
+        """
+        if segment_means is None:
+            segment_means = torch.cat([self.segment(f, c)[1]
+                                       for f, c in zip(features, colours, strict=True)])
+        self.segment_means = segment_means  # (sum of segments, C)
+        self.centroids, _ = kmeans(segment_means, self.clusters, self.iters, self.seed)
         return self
 
     def scores(self, features: torch.Tensor, colours: torch.Tensor) -> torch.Tensor:

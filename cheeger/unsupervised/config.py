@@ -25,7 +25,7 @@ _DEFAULTS: dict[str, Any] = {
     "kernel": {"k": 32, "alpha": 0.3, "pixel_k": [20, 10], "position_weights": [2.0, 0.1]},
     "kmeans": {"sample_per_image": 200, "iters": 50},
     "eigsh": {"eigenvectors": 8, "segments": 8},
-    "neuralef": {"beta": 1.0, "epochs": 4, "batch_images": 4, "lr": 1.0e-3, "hidden": 256,
+    "neuralef": {"beta": 1.0, "epochs": 2, "batch_images": 4, "lr": 1.0e-3, "hidden": 256,
                  "layers": 2, "tau": [1.0, 0.3]},
     "fidelity": {"batches": 4},
 }

@@ -18,6 +18,8 @@ route is fitted on the training split's nodes and evaluated on the test split
 
 and the figures ``unsupervised.png`` (image, ground truth and each route's matched clusters) and
 ``eigenfunctions.png`` (learned eigenfunctions beside eigenvectors), all written atomically.
+``progress.json`` (the same, so far) is rewritten after each route and removed at the end, so a
+run cut off keeps what it measured; ``unsupervised.json`` appears only when all is done.
 """
 
 from __future__ import annotations
@@ -78,9 +80,27 @@ def run_unsupervised(
     if cfg.majority_clusters:
         plans.append((cfg.majority_clusters, "majority"))
     results: dict[str, dict[str, Any]] = {"kmeans": {}, "eigsh": {}, "neuralef": {}}
-    examples: dict[str, list[torch.Tensor]] = {}
+    report: dict[str, Any] = {
+        **results,
+        "protocol": {"split_fitted": "train", "split_scored": "test", "label_size": "native",
+                     "hungarian_clusters": cfg.clusters,
+                     "majority_clusters": cfg.majority_clusters or None,
+                     "matching_fitted_on": "test confusion (the field's protocol)",
+                     "timing": "one image at a time from cached taps, taps read not timed, "
+                               f"{torch.get_num_threads()} thread(s)"},
+        "reference": REFERENCE,
+        "settings": {"clusters": cfg.clusters, "majority_clusters": cfg.majority_clusters,
+                     "stride": cfg.stride, "levels": list(cfg.levels), "seed": cfg.seed,
+                     "limit": cfg.limit, "kernel": cfg.kernel, "kmeans": cfg.kmeans,
+                     "eigsh": cfg.eigsh, "neuralef": cfg.neuralef, "fidelity": cfg.fidelity},
+    }  # fmt: skip
+
+    def save(name: str) -> None:
+        atomic_write_bytes(out / name, json.dumps(report, indent=1, default=list).encode())
+
     fitted: dict[str, Any] = {}
     for k, matching in plans:
+        examples: dict[str, list[torch.Tensor]] = {}
         for name, route in _routes(cfg, k, log).items():
             start = time.perf_counter()
             if isinstance(route, EigshRoute) and "eigsh" in fitted:
@@ -100,44 +120,35 @@ def run_unsupervised(
                 scores["eigsh_unconverged"] = route.unconverged
             if isinstance(route, NeuralEFRoute):
                 scores["history"] = route.history
-            kept = scores.pop("examples")
+            examples[name] = scores.pop("examples")
             log(f"{name} K={k} ({matching}): mIoU {scores['miou']:.4f}, pixel accuracy "
                 f"{scores['pixel_accuracy']:.4f}, boundary mIoU {scores['boundary_miou']:.4f}, "
                 f"{scores['seconds_per_image']:.4f} s per image "
                 f"({scores['route_seconds_per_image']:.4f} s in the route)")  # fmt: skip
             if matching == "hungarian":
-                results[name].update(scores)
-                examples[name], fitted[name] = kept, route
+                report[name].update(scores)
+                fitted.setdefault(name, route)
             else:
-                results[name]["majority"] = scores
-    test_feats, test_cols = load_split_nodes(features, data, "test", **node_args)
-    nef = fitted["neuralef"]
-    results["neuralef"]["principal_angles"] = neuralef_fidelity(
-        nef.psi, test_feats, test_cols, nef.kernel, batch_images=cfg.neuralef["batch_images"],
-        batches=cfg.fidelity["batches"], tau_end=cfg.neuralef["tau"][1],
-    )  # fmt: skip
-    log(f"neuralef fidelity: principal angles (deg) "
-        f"{[round(a, 1) for a in results['neuralef']['principal_angles']['principal_angles']]}")
-    report = {
-        **results,
-        "protocol": {"split_fitted": "train", "split_scored": "test", "label_size": "native",
-                     "hungarian_clusters": cfg.clusters,
-                     "majority_clusters": cfg.majority_clusters or None,
-                     "matching_fitted_on": "test confusion (the field's protocol)",
-                     "timing": "one image at a time from cached taps, taps read not timed, "
-                               f"{torch.get_num_threads()} thread(s)"},
-        "reference": REFERENCE,
-        "settings": {"clusters": cfg.clusters, "majority_clusters": cfg.majority_clusters,
-                     "stride": cfg.stride, "levels": list(cfg.levels), "seed": cfg.seed,
-                     "limit": cfg.limit, "kernel": cfg.kernel, "kmeans": cfg.kmeans,
-                     "eigsh": cfg.eigsh, "neuralef": cfg.neuralef, "fidelity": cfg.fidelity},
-    }  # fmt: skip
-    items = list(iter_items(features, data, "test", min(len(examples["kmeans"]), 3)))
-    atomic_write_bytes(out / "unsupervised.png", cluster_figure(
-        items, examples, manifest["class_names"], ignore))
-    atomic_write_bytes(out / "eigenfunctions.png", eigenfunction_figure(
-        items[0], fitted["eigsh"], nef, cfg.stride, cfg.levels))
-    atomic_write_bytes(out / "unsupervised.json",
-                       json.dumps(report, indent=1, default=list).encode())  # fmt: skip
+                report[name]["majority"] = scores
+            save("progress.json")  # what is done so far, if the run is cut off
+        if matching != "hungarian":
+            continue
+        test_feats, test_cols = load_split_nodes(features, data, "test", **node_args)
+        nef = fitted["neuralef"]
+        report["neuralef"]["principal_angles"] = neuralef_fidelity(
+            nef.psi, test_feats, test_cols, nef.kernel,
+            batch_images=cfg.neuralef["batch_images"], batches=cfg.fidelity["batches"],
+            tau_end=cfg.neuralef["tau"][1],
+        )  # fmt: skip
+        log(f"neuralef fidelity: principal angles (deg) "
+            f"{[round(a, 1) for a in report['neuralef']['principal_angles']['principal_angles']]}")
+        items = list(iter_items(features, data, "test", min(len(examples["kmeans"]), 3)))
+        atomic_write_bytes(out / "unsupervised.png", cluster_figure(
+            items, examples, manifest["class_names"], ignore))
+        atomic_write_bytes(out / "eigenfunctions.png", eigenfunction_figure(
+            items[0], fitted["eigsh"], nef, cfg.stride, cfg.levels))
+        save("progress.json")
+    save("unsupervised.json")
+    (out / "progress.json").unlink(missing_ok=True)
     log(f"wrote {out / 'unsupervised.json'}")
     return report

@@ -73,6 +73,7 @@ def test_command_writes_every_route_and_figure(setup, tmp_path):
     for name in ("unsupervised.png", "eigenfunctions.png"):
         assert (tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG"
     assert not list((tmp_path / "out").glob("*.tmp"))
+    assert not (tmp_path / "out/progress.json").exists()
 
 
 def test_profile_overrides_and_unknown_keys(setup):

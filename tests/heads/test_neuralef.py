@@ -299,3 +299,26 @@ def test_params_reader_takes_shared_spectral_keys_then_its_own(repo_root):
     params["neuralef"] = {"head": {"solver": {}}}
     with pytest.raises(ParamsError, match=r"neuralef.head: unknown key"):
         head_options(params, "neuralef")
+
+
+def test_kernels_are_n_times_identity_minus_l_sym_per_image():
+    head = _head()
+    f_low = F.avg_pool2d(_features(), 4)
+    W = head.affinity(F.normalize(head.embed(f_low), dim=1))
+    W = torch.sparse_coo_tensor(W.indices(), W.values().detach(), W.shape).coalesce()
+    dense_W = W.to_dense()
+    dense_W[1, 5, :] = dense_W[1, :, 5] = 0.0  # an isolated node: eigenvalue 0 of L_sym, mu = 1
+    L = normalized_laplacian(dense_W.to_sparse())
+    kernels = neuralef_module._kernels(L)
+    eye = torch.eye(48, dtype=torch.float64)
+    for b, kernel in enumerate(kernels):
+        assert kernel.shape == (48, 48) and kernel.is_coalesced()
+        assert torch.allclose(kernel.to_dense(), 48 * (eye - L.to_dense()[b]), atol=1e-12)
+    assert float(kernels[1].to_dense()[5, 5]) == 48.0
+
+
+@pytest.mark.parametrize("neighbourhood", ["knn", "dense"])
+def test_other_neighbourhoods_run(neighbourhood):
+    out = _head(neighbourhood=neighbourhood, knn=5)(_features(), (24, 32))
+    assert out.logits.shape == (2, 3, 24, 32)
+    assert all(torch.isfinite(v) for v in out.losses.values())

@@ -69,21 +69,26 @@ def evaluate_route(
     Returns:
         ``miou``, ``pixel_accuracy``, ``boundary_miou``, ``seconds_per_image`` (mean inference
         time, node features to cluster map), ``route_seconds_per_image`` (the route's scores
-        alone: what differs between routes), ``images``, ``clusters``, ``matching``,
+        alone: what differs between routes), the same two as CPU time of the calling thread
+        (``cpu_seconds_per_image``, ``route_cpu_seconds_per_image``; one torch thread runs
+        there), ``images``, ``clusters``, ``matching``,
         ``mapping`` (class of each cluster), ``iou`` (per class) and ``examples`` (mapped maps
         of the first ``keep`` images).
     """
-    maps, seconds, route_seconds = [], [], []
+    maps, seconds, route_seconds, cpu, route_cpu = [], [], [], [], []
     confusion = torch.zeros(num_classes, clusters, dtype=torch.long)
     for item in items:
-        start = time.perf_counter()
+        # wall and this thread's CPU time: on a shared machine the wall time includes waiting
+        start, start_cpu = time.perf_counter(), time.thread_time()
         f = node_features(item["taps"], stride, levels)  # (h, w, C)
         c = node_colours(item["image"], f.shape[:2]) if route.needs_colours else None
-        mid = time.perf_counter()
+        mid, mid_cpu = time.perf_counter(), time.thread_time()
         scores = route.scores(f, c)  # (K, h, w)
         route_seconds.append(time.perf_counter() - mid)
+        route_cpu.append(time.thread_time() - mid_cpu)
         cl = predict_clusters(scores, tuple(item["native_label"].shape))  # (H, W)
         seconds.append(time.perf_counter() - start)
+        cpu.append(time.thread_time() - start_cpu)
         target = item["native_label"]
         confusion += cluster_confusion(cl, target, clusters, num_classes, ignore_index)
         maps.append((cl.to(torch.int16), target))
@@ -106,7 +111,9 @@ def evaluate_route(
         "miou": float(scores["miou"]), "pixel_accuracy": float(scores["pixel_accuracy"]),
         "boundary_miou": float(bscores["boundary_miou"]),
         "seconds_per_image": sum(seconds) / len(seconds),
-        "route_seconds_per_image": sum(route_seconds) / len(route_seconds), "images": len(maps),
+        "route_seconds_per_image": sum(route_seconds) / len(route_seconds),
+        "cpu_seconds_per_image": sum(cpu) / len(cpu),
+        "route_cpu_seconds_per_image": sum(route_cpu) / len(route_cpu), "images": len(maps),
         "clusters": clusters, "matching": matching, "mapping": mapping.tolist(),
         "iou": [None if math.isnan(v) else v for v in scores["iou"].tolist()],
         "examples": examples,

@@ -114,7 +114,7 @@ class _EigshFunction(torch.autograd.Function):
         else:
             P = subspace_term(lam, U, g_lam, g_U, eps)  # (B, n, k)
             if opts.backward == "full" and g_U is not None:
-                P = P + complement_term(op, lam, U, g_U, eps)
+                P = P + complement_term(op, lam, U, g_U, eps, tol=opts.backward_tol)
         grad = op.pattern_inner(P, U)  # dense (B, n, n) or values on A's pattern (nnz,)
         if op.layout == torch.strided:
             return (grad if op.batched else grad[0]), None
@@ -143,6 +143,7 @@ def eigsh(
     lobpcg_min_n: int = LOBPCG_MIN_N,
     laplacian: bool | None = None,
     eps_rule: str = "rms",
+    backward_tol: float | None = None,
     check: bool = True,
     return_info: bool = False,
 ):
@@ -179,6 +180,11 @@ def eigsh(
             LOBPCG with a wider block above it), and ``info.method`` says so.
         backward: ``"full"`` (whole-spectrum gradient) or ``"subspace"`` (only the computed pairs;
             cheaper, biased for eigenvector losses).
+        backward_tol: residual target of the full backward's complement solve, relative to each
+            eigenvector cotangent (default 1e-10 in float64, 1e-5 in float32; see
+            :func:`~cheeger.linalg.backward.complement_term`). A looser target is a cheaper,
+            slightly less exact gradient: the gradient's error is measured in
+            ``benchmarks/complement_tol.py``.
         tol: relative residual tolerance ``||A u - lambda u|| <= tol ||A||`` (default 1e-10 in
             float64, 1e-5 in float32).
         block_size, basis_size, max_restarts: Lanczos settings (see :func:`block_lanczos`).
@@ -215,6 +221,8 @@ def eigsh(
         raise ValueError(f"eigsh: need 1 <= k <= n = {n}, got k = {k}")
     if eps is not None and eps < 0:
         raise ValueError(f"eigsh: eps must be >= 0, got {eps}")
+    if backward_tol is not None and not 0 < backward_tol < 1:
+        raise ValueError(f"eigsh: backward_tol must be in (0, 1), got {backward_tol}")
     if eps_rule not in EPS_RULES:
         raise ValueError(f"eigsh: eps_rule must be one of {EPS_RULES}, got {eps_rule!r}")
     auto = method == "auto"
@@ -237,6 +245,7 @@ def eigsh(
         auto_block=block_size is None,
         laplacian=laplacian,
         eps_rule=eps_rule,
+        backward_tol=backward_tol,
     )
     lam, U, _, _ = _EigshFunction.apply(A, opts)
     info = opts.info

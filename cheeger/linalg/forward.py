@@ -104,6 +104,7 @@ class _Options:
     auto_block: bool = False
     laplacian: bool | None = None
     eps_rule: str = "rms"
+    backward_tol: float | None = None
     info: EigshInfo | None = field(default=None)
 
 

@@ -56,6 +56,7 @@ from cheeger.data import PreparedDataset, RandomScaleCropFlip, collate_items, lo
 from cheeger.data.io import atomic_write_bytes
 from cheeger.features import CachedTaps
 from cheeger.heads import resize_logits
+from cheeger.heads.spectral import cached_noise_edges
 from cheeger.linalg import ComplementSolveError, EigshConvergenceError, record_complement
 from cheeger.metrics import SegmentationMetrics
 from cheeger.models import build_model, parameter_counts, parameter_parity
@@ -226,7 +227,8 @@ class _Trainer:
 
     def validate(self, epoch: int) -> dict[str, Any]:
         e = self.spec.evaluate
-        with _solver_failure(f"validation after epoch {epoch + 1}"):
+        # the noise edge changes no metric: validation reuses the training cache's
+        with _solver_failure(f"validation after epoch {epoch + 1}"), cached_noise_edges():
             result = evaluate_model(
                 self.model, self.val_set, self.metrics, batch_size=e.batch_size,
                 device=self.device, channels_last=self.spec.train.channels_last,
@@ -239,7 +241,7 @@ class _Trainer:
         item = self.snapshot_set[index]
         batch = getattr(self.val_set, "collate", collate_items)([self.val_set[index]])
         self.model.eval()
-        with _solver_failure(f"snapshot after epoch {epoch + 1}"):
+        with _solver_failure(f"snapshot after epoch {epoch + 1}"), cached_noise_edges():
             output = forward_batch(self.model, batch, self.device, self.spec.train.channels_last)
         self.model.train()
         target = item["native_label"]

@@ -300,3 +300,23 @@ def test_docstring_examples():
     module = importlib.import_module("cheeger.linalg.backward")
     result = doctest.testmod(module, extraglobs={"torch": torch})
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_backward_tol_reaches_the_complement_solve_and_is_checked(grid_laplacian, monkeypatch):
+    eigsh_module = importlib.import_module("cheeger.linalg.eigsh")  # the name is the function's
+    seen = []
+    real_term = eigsh_module.complement_term
+    monkeypatch.setattr(eigsh_module, "complement_term",
+                        lambda *a, **kw: seen.append(kw.get("tol")) or real_term(*a, **kw))
+    A = grid_laplacian(12, 14, seed=0).requires_grad_()
+    grads = {}
+    for tol in (None, 1e-2):
+        A.grad = None
+        _, U = eigsh(A, 4, method="lanczos", backward_tol=tol)
+        (U[:, 1:] ** 3).sum().backward()
+        grads[tol] = A.grad.to_dense()
+    assert seen == [None, 1e-2]
+    error = (grads[1e-2] - grads[None]).norm() / grads[None].norm()
+    assert 0 < error < 1e-1  # looser: a different, still close gradient
+    with pytest.raises(ValueError, match="backward_tol must be in"):
+        eigsh(A, 4, backward_tol=1.5)

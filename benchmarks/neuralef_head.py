@@ -122,9 +122,10 @@ def basis(steps: int, frames: int, k: int, positional: int) -> None:
     _report(head, held_out, k, "held out")
 
 
-def track(steps: int, frames: int, k: int) -> None:
+def track(steps: int, frames: int, k: int, psi_lr: float) -> None:
     """The head alone trained as in the study (AdamW, lr 3e-3, CE + neuralef + 0.1 rayleigh +
-    0.01 bulk) on ``frames`` training frames, batches of 4: does psi keep up with a moving graph?
+    0.01 bulk; psi at ``psi_lr``) on ``frames`` training frames, batches of 4: does psi keep up
+    with a moving graph?
     Every ``steps // 6`` steps: the median principal angle of span(psi) to eigsh's bottom k on
     the current graph, and the CE."""
     import numpy as np
@@ -135,7 +136,10 @@ def track(steps: int, frames: int, k: int) -> None:
                      mmap_mode="r")  # fmt: skip
     target = torch.from_numpy(np.ascontiguousarray(labels[:frames, ::4, ::4])).long()  # 90 x 120
     head = build_head("neuralef", 64, 11, stride=2, k=k)
-    opt = torch.optim.AdamW(head.parameters(), lr=3e-3, weight_decay=1e-4)
+    psi = list(head.psi.parameters())
+    rest = [p for name, p in head.named_parameters() if not name.startswith("psi.")]
+    opt = torch.optim.AdamW([{"params": rest}, {"params": psi, "lr": psi_lr}], lr=3e-3,
+                            weight_decay=1e-4)  # fmt: skip
     weights = {"neuralef": 1.0, "rayleigh": 0.1, "bulk": 0.01}
     start = time.perf_counter()
     for step in range(steps + 1):
@@ -152,7 +156,7 @@ def track(steps: int, frames: int, k: int) -> None:
                           for b in range(U.shape[0])]  # fmt: skip
             print(f"step {step}: CE {float(ce.detach()):.3f}, neuralef "
                   f"{float(out.losses['neuralef'].detach()):.3f}, median angle to eigsh "
-                  f"{np.median(angles):.3f} rad, sigma {float(head.affinity.sigma):.3f}, "
+                  f"{np.median(angles):.3f} rad, sigma {float(head.affinity.sigma.detach()):.3f}, "
                   f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
         if step == steps:
             break
@@ -225,6 +229,7 @@ def main() -> None:
     parser.add_argument("--positional", type=int, default=8)
     parser.add_argument("--timing", action="store_true")
     parser.add_argument("--track", action="store_true")
+    parser.add_argument("--psi-lr", type=float, default=3e-3)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--frames", type=int, default=2)
     parser.add_argument("--k", type=int, default=16)
@@ -237,7 +242,7 @@ def main() -> None:
     if args.timing:
         timing(args.repeats, args.k)
     if args.track:
-        track(args.steps, 8 * args.frames, args.k)
+        track(args.steps, 8 * args.frames, args.k, args.psi_lr)
 
 
 if __name__ == "__main__":

@@ -102,3 +102,10 @@ def test_head_options():
     assert "conv" in HEAD_OPTION_READERS
     with pytest.raises(ParamsError, match=r"no settings reader for head 'mystery'"):
         head_options(BASE, "mystery")
+
+
+@pytest.mark.parametrize("value", [[], 0, ""])
+def test_a_shared_section_that_is_not_a_mapping_is_named(value):
+    params = {**copy.deepcopy(BASE), "train": value}  # falsy, yet not an empty section
+    with pytest.raises(ParamsError, match=r"params\.yaml: train: expected a mapping, got "):
+        TrainConfig.from_params(params)

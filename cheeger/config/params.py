@@ -96,10 +96,11 @@ def section_layers(
 
     block = active_profile(params, profile, origin=origin)
     shared = params.get(name)
-    check_params_schema(shared or {}, origin=origin, at=(name,))
+    shared = {} if shared is None else shared
+    check_params_schema(shared, origin=origin, at=(name,))
     check_params_schema({k: v for k, v in block.items() if k != "name"}, origin=origin,
                         at=("profiles", block["name"]))  # fmt: skip
-    return dict(shared or {}), dict(block.get(name) or {}), block
+    return dict(shared), dict(block.get(name) or {}), block
 
 
 def build(cls: type[T], *layers: Mapping[str, Any]) -> T:

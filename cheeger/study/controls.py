@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,9 +117,9 @@ def against_heads(
                          "against_std": theirs.std,
                          **{k: row[k] for k in ("difference", "ci_low", "ci_high", "dof",
                                                 "p_value", "verdict")}})  # fmt: skip
-            cells[row["metric"], f"{name} - {head}"] = (
-                f"{row['difference']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] "
-                f"{row['verdict']}")  # fmt: skip
+            interval = (f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] {row['verdict']}"
+                        if math.isfinite(row["ci_low"]) else "(one seed: no interval)")
+            cells[row["metric"], f"{name} - {head}"] = f"{row['difference']:+.3f} {interval}"
     return rows, cells
 
 

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -228,9 +229,10 @@ def _controls_answer(rows: pd.DataFrame, study: StudyConfig) -> str:
     for control in study.controls:
         mine = rows[(rows["control"] == control.name) & (rows["against"] == control.head)]
         for row in mine[mine["metric"].isin(["miou", "boundary_miou"])].to_dict("records"):
+            interval = (f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] ({row['verdict']})"
+                        if math.isfinite(row["ci_low"]) else "(one seed: no interval)")
             lines.append(f"- `{control.name}` - {control.head}, {row['metric']}: "
-                         f"{row['difference']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
-                         f" ({row['verdict']})")  # fmt: skip
+                         f"{row['difference']:+.3f} {interval}")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -239,3 +239,17 @@ def test_controls_table_without_a_compared_heads_scores_names_them(synthetic_stu
     scalars = collect_controls(study, Layout(root / "results")).scalars
     with pytest.raises(ParamsError, match=r"no test scores of \['conv', 'spectral'\]"):
         controls_table(scalars, study)
+
+
+def test_a_control_with_one_seed_says_it_has_no_interval(synthetic_study):
+    def edit(params):
+        _with_controls(params)
+        params["study"]["controls"] = [{**CONTROLS[0], "seeds": [1]}]
+
+    root, _ = synthetic_study(0.0, edit=edit)
+    _report(root)
+    readme = (root / "out" / "README.md").read_text()
+    assert "`no_graph` - spectral, miou: " in readme and "nan" not in readme.split("## Protocol")[0]
+    assert "(one seed: no interval)" in readme
+    view = (root / "out" / "tables" / "controls_test.md").read_text()
+    assert "[+nan" not in view and "(one seed: no interval)" in view

@@ -127,7 +127,8 @@ def track(steps: int, frames: int, k: int, psi_lr: float) -> None:
     0.01 bulk; psi at ``psi_lr``) on ``frames`` training frames, batches of 4: does psi keep up
     with a moving graph?
     Every ``steps // 6`` steps: the median principal angle of span(psi) to eigsh's bottom k on
-    the current graph, and the CE."""
+    the current graph (ill-conditioned when the bottom eigenvalues cluster: then the mean
+    Rayleigh quotient of the basis against eigsh's mean eigenvalue says more), and the CE."""
     import numpy as np
 
     torch.manual_seed(0)
@@ -150,13 +151,17 @@ def track(steps: int, frames: int, k: int, psi_lr: float) -> None:
             with torch.no_grad():
                 f_low = F.avg_pool2d(features[batch], 2, ceil_mode=True)
                 L = normalized_laplacian(head.affinity(F.normalize(head.embed(f_low), dim=1)))
-                _, U_ref = eigsh(L.double(), k)
+                lam_ref, U_ref = eigsh(L.double(), k)  # (b, k), (b, n, k)
                 U = out.internals["eigenvectors"].double()
                 angles = [np.median(scipy.linalg.subspace_angles(U[b].numpy(), U_ref[b].numpy()))
                           for b in range(U.shape[0])]  # fmt: skip
             print(f"step {step}: CE {float(ce.detach()):.3f}, neuralef "
                   f"{float(out.losses['neuralef'].detach()):.3f}, median angle to eigsh "
-                  f"{np.median(angles):.3f} rad, sigma {float(head.affinity.sigma.detach()):.3f}, "
+                  f"{np.median(angles):.3f} rad, mean lambda psi "
+                  f"{float(out.internals['eigenvalues'].mean()):.2e} eigsh "
+                  f"{float(lam_ref.mean()):.2e} (eigsh lambda_k "
+                  f"{float(lam_ref[:, -1].mean()):.2e}), "
+                  f"sigma {float(head.affinity.sigma.detach()):.3f}, "
                   f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
         if step == steps:
             break

@@ -1,6 +1,7 @@
 # The cheeger study: prepare -> features (a frozen encoder's cached taps, profiles with
 # model.features only) -> train {head} x {seed} -> evaluate -> ablations of the spectral head,
-# the trial (study.trial), the controls (study.controls), eigensolver scaling and gradient
+# the trial (study.trial), the controls (study.controls), unsupervised segmentation (profiles
+# with a feature cache), eigensolver scaling and gradient
 # stability sweeps -> report (tables, figures, metrics.json and README.md), every file of a
 # profile in results/<profile>/ (cheeger/study/layout.py). Each job also reads its fingerprint
 # (workflow/rules/common.smk).
@@ -29,6 +30,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/ablation.smk"
 include: "workflow/rules/trial.smk"
 include: "workflow/rules/controls.smk"
+include: "workflow/rules/unsupervised.smk"
 include: "workflow/rules/sweeps.smk"
 include: "workflow/rules/report.smk"
 
@@ -53,6 +55,7 @@ localrules:
     trial,
     trial_compare,
     controls,
+    unsupervised,
     gradients,
     report,
 

@@ -28,7 +28,7 @@ __all__ = ["COMMANDS", "build_parser", "expected_errors", "main"]  # and EXPECTE
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("cheeger.commands.data:add_prepare", "prepare a dataset in the common format"),
     "train": ("cheeger.commands.training:add_train",
-              "train one head on the U-Net (resumes an interrupted run)"),
+              "train one head (resumes an interrupted run)"),
     "evaluate": ("cheeger.commands.training:add_evaluate", "metrics of a finished run on a split"),
     "features": ("cheeger.commands.data:add_features",
                  "cache the frozen pretrained encoder's taps (resumes an interrupted run)"),
@@ -45,6 +45,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "compare the trial (study.trial) with the study's heads"),
     "report": ("cheeger.commands.study:add_report",
                "the study's tables, figures, metrics.json and README.md"),
+    "unsupervised": ("cheeger.unsupervised.command",
+                     "unsupervised segmentation on cached features: k-means, eigsh, NeuralEF"),
     "demo": ("cheeger.demos.command:add_demo_parser",
              "interactive demos: similarity map, live similarity, training dashboard"),
 }  # fmt: skip

@@ -51,6 +51,7 @@ def _run_train(args: argparse.Namespace) -> int:
     """Train (or resume) one run; print its validation scores."""
     from cheeger.data import load_manifest
     from cheeger.heads import head_names
+    from cheeger.study.config import study_section
     from cheeger.training import RunSpec, train  # heavy (torchmetrics, matplotlib, DVCLive)
 
     params = load_params(args.params)
@@ -64,8 +65,11 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ParamsError(f"--seed: expected an int >= 0, got {args.seed}")
     set_threads(args.threads)
+    # parity is checked among the heads the profile's study compares (not every registered one)
+    compared = study_section(params, args.profile, origin=origin).get("heads", ("conv", "spectral"))
     options = {name: head_options(params, name, args.profile, origin=origin)
-               for name in head_names() if name in HEAD_OPTION_READERS}  # fmt: skip
+               for name in head_names() if name in HEAD_OPTION_READERS
+               and (name in compared or name == args.head)}  # fmt: skip
     spec = RunSpec(
         data=args.data, out=args.out, head=args.head, seed=args.seed,
         model=ModelConfig.from_params(params, args.profile, origin=origin),

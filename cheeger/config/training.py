@@ -134,16 +134,19 @@ class TrainConfig:
 class LossWeightsConfig:
     """Loss weights in ``spectral:`` (the section's other keys belong to the spectral head).
 
-    ``loss = CE + alpha(t) * rayleigh + beta * bulk + gamma * connectivity``, where
-    ``alpha(t)`` is 0 for ``warmup_epochs``, then ramps linearly to ``alpha`` over
-    ``ramp_epochs`` (``t`` in fractional epochs). ``rayleigh`` and ``bulk`` are reported by the
-    spectral head only; the trace connectivity term (seed 002, an ablation) is computed from the
-    probabilities of either head when ``gamma > 0``.
+    ``loss = CE + alpha(t) * rayleigh + beta * bulk + gamma * connectivity
+    + neuralef_weight * neuralef``, where ``alpha(t)`` is 0 for ``warmup_epochs``, then ramps
+    linearly to ``alpha`` over ``ramp_epochs`` (``t`` in fractional epochs). ``rayleigh`` and
+    ``bulk`` are reported by the spectral and neuralef heads; the trace connectivity term (seed
+    002, an ablation) is computed from the probabilities of any head when ``gamma > 0``;
+    ``neuralef`` (the NeuralEF objective of the neuralef head's eigenfunctions) reaches their
+    network psi only, so under AdamW any positive weight trains it alike and 0 freezes it.
     """
 
     alpha: float = 0.1
     beta: float = 0.01
     gamma: float = 0.0
+    neuralef_weight: float = 1.0
     warmup_epochs: float = 5.0
     ramp_epochs: float = 5.0
 

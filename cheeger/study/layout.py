@@ -62,6 +62,8 @@ __all__ = [
     "TRIAL_RUN",
     "TRIAL_SUMMARY",
     "TRIAL_TABLE",
+    "UNSUPERVISED",
+    "UNSUPERVISED_DONE",
     "Layout",
     "StudyFileError",
 ]
@@ -98,6 +100,10 @@ CONTROL_RUN = "{profile}/controls/runs/{control}/seed{seed}"
 CONTROL_PARAMS = "{profile}/controls/runs/{control}/seed{seed}.params.yaml"
 CONTROL_DONE = "{profile}/controls/runs/{control}/seed{seed}.json"
 CONTROL_EVAL = "{profile}/controls/eval/{control}/seed{seed}/{split}.json"
+# Unsupervised segmentation on the feature cache (`cheeger unsupervised`, profiles with
+# model.features): the JSON (written last, atomically) and its figures, committed.
+UNSUPERVISED = "{profile}/unsupervised"
+UNSUPERVISED_DONE = "{profile}/unsupervised/unsupervised.json"
 # The report (cheeger report): its folder and the four outputs DVC tracks in it.
 REPORT = "{profile}"
 README = "{profile}/README.md"
@@ -108,23 +114,36 @@ FIGURES = "{profile}/figures"
 # folder's name sorts before every other one of the profile (a checkout writes it first).
 FINGERPRINT = "{profile}/.fingerprints/{job}.json"
 
-_TRAINING_CODE = ("cheeger/data", "cheeger/features", "cheeger/graph", "cheeger/heads",
-                  "cheeger/linalg", "cheeger/losses", "cheeger/metrics", "cheeger/models",
-                  "cheeger/spectral", "cheeger/training")  # fmt: skip
+# Every job runs through the CLI (cheeger/cli.py, the shared parts of cheeger/commands and the
+# stage's own command module) and reads its settings with cheeger/config: a change there reruns
+# the jobs that run it.
+_CLI_CODE = ("cheeger/cli.py", "cheeger/commands/__init__.py", "cheeger/commands/arguments.py",
+             "cheeger/config")  # fmt: skip
+_DATA_COMMANDS = "cheeger/commands/data.py"
+_TRAINING_COMMANDS = "cheeger/commands/training.py"
+_STUDY_COMMANDS = "cheeger/commands/study.py"  # variant (ablation, controls), sweeps, report
+_TRAINING_CODE = (*_CLI_CODE, _TRAINING_COMMANDS, "cheeger/data", "cheeger/features",
+                  "cheeger/graph", "cheeger/heads", "cheeger/linalg", "cheeger/losses",
+                  "cheeger/metrics", "cheeger/models", "cheeger/spectral",
+                  "cheeger/training")  # fmt: skip
 
 #: The package code (paths in the checkout) each kind of job runs: the Snakefile makes it an
 #: input of those jobs, so editing it reruns them (Snakemake tracks only the rules' own code),
 #: and dvc.yaml lists the same paths as the deps of the stage of the same name.
 STAGE_CODE: dict[str, tuple[str, ...]] = {
-    "data": ("cheeger/data",),
+    "data": (*_CLI_CODE, _DATA_COMMANDS, "cheeger/data"),
     "train": _TRAINING_CODE,
-    "features": ("cheeger/data", "cheeger/features", "cheeger/models"),
+    "features": (*_CLI_CODE, _DATA_COMMANDS, "cheeger/data", "cheeger/features", "cheeger/models"),
     # evaluation rebuilds the run's model (cheeger/models) and imports cheeger.training, whose
     # loop reads the cache (cheeger/features)
-    "evaluate": ("cheeger/evaluate.py", "cheeger/features", "cheeger/metrics", "cheeger/models"),
-    "ablation": (*_TRAINING_CODE, "cheeger/evaluate.py", "cheeger/study/variants.py"),
+    "evaluate": (*_CLI_CODE, _TRAINING_COMMANDS, "cheeger/evaluate.py", "cheeger/features",
+                 "cheeger/metrics", "cheeger/models"),
+    "ablation": (*_TRAINING_CODE, _STUDY_COMMANDS, "cheeger/evaluate.py",
+                 "cheeger/study/variants.py"),
     # the benchmark files the sweep runs, not the folder: heads.py is run by hand
     "scaling": (
+        *_CLI_CODE,
+        _STUDY_COMMANDS,
         "benchmarks/__init__.py",
         "benchmarks/eigensolvers.py",
         "benchmarks/graphs.py",
@@ -133,18 +152,31 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
         "cheeger/study/broadening.py",
         "cheeger/study/scaling.py",
     ),
-    "gradients": ("cheeger/linalg", "cheeger/study/gradients.py"),
+    "gradients": (*_CLI_CODE, _STUDY_COMMANDS, "cheeger/linalg", "cheeger/study/gradients.py"),
     "broadening": (
+        *_CLI_CODE,
+        _STUDY_COMMANDS,
         "cheeger/data",
         "cheeger/graph",
         "cheeger/linalg",
         "cheeger/study/broadening.py",
     ),
     # runs as the ablation's, evaluations as evaluate's, the comparison table as the report's
-    "trial": (*_TRAINING_CODE, "cheeger/evaluate.py", "cheeger/study"),
+    "trial": (*_TRAINING_CODE, _STUDY_COMMANDS, "cheeger/evaluate.py", "cheeger/study"),
     # runs as the ablation's, evaluations as evaluate's (the report tables them)
-    "controls": (*_TRAINING_CODE, "cheeger/evaluate.py", "cheeger/study/variants.py"),
-    "report": ("cheeger/study",),
+    "controls": (*_TRAINING_CODE, _STUDY_COMMANDS, "cheeger/evaluate.py",
+                 "cheeger/study/variants.py"),
+    "unsupervised": (
+        *_CLI_CODE,
+        "cheeger/data",
+        "cheeger/features",
+        "cheeger/graph",
+        "cheeger/linalg",
+        "cheeger/losses/neuralef.py",
+        "cheeger/metrics",
+        "cheeger/unsupervised",
+    ),
+    "report": (*_CLI_CODE, _STUDY_COMMANDS, "cheeger/study"),
 }
 
 

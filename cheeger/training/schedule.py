@@ -60,12 +60,13 @@ def loss_weights(config: LossWeightsConfig, t: float) -> dict[str, float]:
     Example:
         >>> loss_weights(LossWeightsConfig(alpha=1.0, beta=0.1, gamma=0.0, warmup_epochs=1,
         ...                                ramp_epochs=0), 1.5)
-        {'rayleigh': 1.0, 'bulk': 0.1, 'connectivity': 0.0}
+        {'rayleigh': 1.0, 'bulk': 0.1, 'connectivity': 0.0, 'neuralef': 1.0}
     """
     return {
         "rayleigh": rayleigh_weight(t, config.alpha, config.warmup_epochs, config.ramp_epochs),
         "bulk": config.beta,
         "connectivity": config.gamma,
+        "neuralef": config.neuralef_weight,
     }
 
 

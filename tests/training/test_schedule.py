@@ -35,7 +35,8 @@ def test_negative_settings_are_rejected():
 
 def test_loss_weights_maps_config_to_terms():
     config = LossWeightsConfig(alpha=0.2, beta=0.3, gamma=0.4, warmup_epochs=1, ramp_epochs=1)
-    assert loss_weights(config, 0.5) == {"rayleigh": 0.0, "bulk": 0.3, "connectivity": 0.4}
+    assert loss_weights(config, 0.5) == {"rayleigh": 0.0, "bulk": 0.3, "connectivity": 0.4,
+                                         "neuralef": 1.0}
     assert loss_weights(config, 1.5)["rayleigh"] == pytest.approx(0.1)
 
 

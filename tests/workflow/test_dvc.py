@@ -17,7 +17,8 @@ from cheeger.study import layout as L
 REPO = Path(__file__).resolve().parents[2]
 STAGE_OUTS = {"data": [L.PREPARED], "features": [L.FEATURES], "train": [L.RUN],
               "evaluate": [L.EVAL], "ablation": [L.ABLATION_RUN], "scaling": [L.SCALING],
-              "gradients": [L.GRADIENTS], "broadening": [L.BROADENING]}  # fmt: skip
+              "gradients": [L.GRADIENTS], "broadening": [L.BROADENING],
+              "unsupervised": [L.UNSUPERVISED]}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def rules(sm) -> set[str]:
 def test_every_stage_runs_a_snakemake_target_without_executor_flags(dvc_yaml, rules):
     stages = dvc_yaml["stages"]
     assert set(stages) == {"data", "features", "train", "evaluate", "ablation", "trial",
-                           "controls", "scaling", "gradients", "broadening",
+                           "controls", "unsupervised", "scaling", "gradients", "broadening",
                            "report"}  # fmt: skip
     for name, stage in stages.items():
         match = re.fullmatch(r"snakemake --cores all (\w+)( --forcerun (\w+))?", stage["cmd"])

@@ -45,8 +45,9 @@ def test_a_cached_lite0_profile_computes_the_cache_before_every_training_job(
     rules = [rule for rule, _ in jobs]
     first_training = min(rules.index(r) for r in ("train_run", "ablation_run") if r in rules)
     assert rules.index("features_cache") < first_training
-    for rule, inputs in jobs:  # every training job reads the finished cache's marker
-        assert (done in inputs) == (rule in ("train_run", "ablation_run", "trial_run")), rule
+    for rule, inputs in jobs:  # every training (and unsupervised) job reads the cache marker
+        assert (done in inputs) == (rule in ("train_run", "ablation_run", "trial_run",
+                                             "unsupervised_run")), rule
     shell = next(line for line in result.stdout.splitlines() if "cheeger features" in line)
     assert "--out results/embedded/features " in shell and "--threads 1" in shell
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from cheeger.config import ModelConfig, ParamsError, load_params
+from cheeger.config import ModelConfig, ParamsError, head_options, load_params
 from cheeger.study import layout as L
 from cheeger.study.config import StudyConfig, deep_merge, study_section
 from cheeger.study.fingerprint import job_fingerprint, update_fingerprint
@@ -82,8 +82,12 @@ _TRAIN = {k: v for k, v in section("train").items() if k not in ("device", "num_
 _TRAIN.update({k: PROFILE_BLOCK[k] for k in ("epochs",) if k in PROFILE_BLOCK})
 _SPECTRAL = section("spectral")
 _LOSS = {k: v for k, v in _SPECTRAL.items() if k != "head"}
-# The conv head reports no Rayleigh or bulk term: only the connectivity weight reaches it.
-_HEAD_LOSS_KEYS = {"conv": ("gamma",)}
+# The conv head reports no Rayleigh or bulk term: only the connectivity weight reaches it; only
+# the neuralef head reports the NeuralEF term.
+_HEAD_LOSS_KEYS = {
+    "conv": ("gamma",),
+    "spectral": tuple(k for k in _LOSS if k != "neuralef_weight"),
+}
 PREPARE_SETTINGS = {
     "profile": {k: v for k, v in PROFILE_BLOCK.items()
                 if k in ("dataset", "root", "resolution", "splits", "limit")},
@@ -106,6 +110,9 @@ if MODEL.features is not None and os.path.normpath(MODEL.features) != FEATURES:
 FEATURES_DONE = [path(L.FEATURES_DONE)] if MODEL.features is not None else []
 FEATURES_SETTINGS = {"model": {"encoder": MODEL.encoder, "freeze_encoder": MODEL.freeze_encoder},
                      "prepare": PREPARE_SETTINGS}
+# Unsupervised segmentation reads the cache: only profiles with one; the report reads its JSON.
+UNSUPERVISED_DONE = [path(L.UNSUPERVISED_DONE)] if MODEL.features is not None else []
+UNSUPERVISED_SETTINGS = {"unsupervised": section("unsupervised"), "features": FEATURES_SETTINGS}
 STUDY_SETTINGS = study_section(config)
 
 
@@ -140,7 +147,7 @@ def run_settings(head):
     loss = _LOSS if keys is None else {k: _LOSS.get(k) for k in keys}
     return {
         "head": head,
-        "head_options": _SPECTRAL.get("head", {}) if head == "spectral" else {},
+        "head_options": head_options(config, head, PROFILE),
         "model": section("model"),
         "train": _TRAIN,
         "loss": loss,

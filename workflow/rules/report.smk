@@ -11,6 +11,7 @@ rule report:
         trial=path(L.TRIAL_SUMMARY),
         control_runs=CONTROL_DONE,
         controls=CONTROL_EVALUATIONS,
+        unsupervised=UNSUPERVISED_DONE,
         scaling=path(L.SCALING_TABLE),
         gradients=path(L.GRADIENTS),
         broadening=path(L.BROADENING),

@@ -41,9 +41,8 @@ from cheeger.study.layout import (
 from cheeger.study.tables import comparison_table, display, heads_table
 from cheeger.study.trial import _check_settings
 
-__all__ = ["ControlsData", "against_heads", "collect_controls", "controls_caption",
-           "controls_table"]  # fmt: skip
-
+__all__ = ["ControlsData", "against_heads", "collect_controls", "controls_answer",
+           "controls_caption", "controls_table"]  # fmt: skip
 
 @dataclass
 class ControlsData:
@@ -165,3 +164,15 @@ def controls_caption(study: StudyConfig, confidence: float = 0.95) -> str:
                      f"{list(control.seeds)}.{why}")  # fmt: skip
     return "\n".join(lines)
 
+
+def controls_answer(rows: pd.DataFrame, study: StudyConfig) -> str:
+    """What the controls say, against each control's own head (mIoU and boundary mIoU)."""
+    lines = ["", "What the controls say (each against its own head):"]
+    for control in study.controls:
+        mine = rows[(rows["control"] == control.name) & (rows["against"] == control.head)]
+        for row in mine[mine["metric"].isin(["miou", "boundary_miou"])].to_dict("records"):
+            interval = (f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] ({row['verdict']})"
+                        if math.isfinite(row["ci_low"]) else "(one seed: no interval)")
+            lines.append(f"- `{control.name}` - {control.head}, {row['metric']}: "
+                         f"{row['difference']:+.3f} {interval}")  # fmt: skip
+    return "\n".join(lines) + "\n"

@@ -6,9 +6,11 @@ writes into ``out`` (default: the profile's report folder, ``results/<profile>/`
 
     README.md        protocol, numbers, figures and the plain answer (cheeger.study.readme)
     metrics.json     the protocol (encoder, resolution, ...); per head and metric on the report
-                     split: mean, std, t interval; the challenger-minus-baseline differences;
-                     per control and metric the same statistics (the DVC metrics file)
-    tables/          heads_<split>, comparison_<split>, per_class_iou_<split> (the report
+                     split: mean, std, t interval; the challenger-minus-baseline differences
+                     (and each further head minus the challenger); per control and metric the
+                     same statistics; the unsupervised routes (the DVC metrics file)
+    tables/          heads_<split>, comparison_<split> (comparison_<head>_<split> for each
+                     further head), unsupervised, per_class_iou_<split> (the report
                      split; controls included), protocols_<split> and per_class_protocols_<split>
                      (beside another profile of the dataset), controls_<split>, diagnostics,
                      solver_runs and solver, ablation, scaling, gradients, broadening (.csv,
@@ -23,7 +25,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,7 +39,13 @@ from cheeger.study import figures as F
 from cheeger.study import tables as T
 from cheeger.study.collect import ReportConfig, StudyData, collect_study, json_safe, read_json
 from cheeger.study.config import StudyConfig, deep_merge
-from cheeger.study.controls import ControlsData, collect_controls, controls_caption, controls_table
+from cheeger.study.controls import (
+    ControlsData,
+    collect_controls,
+    controls_answer,
+    controls_caption,
+    controls_table,
+)
 from cheeger.study.diagnostics import (
     DIAGNOSTICS,
     diagnostics_table,
@@ -53,6 +60,7 @@ from cheeger.study.layout import (
     REPORT,
     RUN,
     TRIAL_DONE,
+    UNSUPERVISED_DONE,
     Layout,
 )
 from cheeger.study.panel import panel_figure
@@ -65,6 +73,7 @@ from cheeger.study.protocols import (
 )
 from cheeger.study.readme import REFERENCES, answer, hardware, render_readme
 from cheeger.study.trial import collect_trial, trial_caption, trial_table
+from cheeger.study.unsupervised import unsupervised_metrics, unsupervised_table, unsupervised_text
 
 BROADENING_TEXT = (
     "How far the broadened backward of `eigsh` is from the exact one: on 8-neighbour colour "
@@ -223,19 +232,6 @@ def _diagnostics_sections(sections: list[tuple[str, str]], tables: Path, save, d
                          + summary.to_markdown(index=False, floatfmt=".3g")))  # fmt: skip
 
 
-def _controls_answer(rows: pd.DataFrame, study: StudyConfig) -> str:
-    """What the controls say, against each control's own head (mIoU and boundary mIoU)."""
-    lines = ["", "What the controls say (each against its own head):"]
-    for control in study.controls:
-        mine = rows[(rows["control"] == control.name) & (rows["against"] == control.head)]
-        for row in mine[mine["metric"].isin(["miou", "boundary_miou"])].to_dict("records"):
-            interval = (f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}] ({row['verdict']})"
-                        if math.isfinite(row["ci_low"]) else "(one seed: no interval)")
-            lines.append(f"- `{control.name}` - {control.head}, {row['metric']}: "
-                         f"{row['difference']:+.3f} {interval}")  # fmt: skip
-    return "\n".join(lines) + "\n"
-
-
 def make_report(
     params_path: str | os.PathLike,
     profile: str | None = None,
@@ -292,6 +288,15 @@ def make_report(
                       caption=f"{challenger} minus {baseline} on {split}")  # fmt: skip
         sections.append((f"{challenger} minus {baseline} ({split}, Welch)",
                             comparison.to_markdown(index=False, floatfmt=".4g")))  # fmt: skip
+    # every further head against the challenger (neuralef against spectral: the eigensolver
+    # replaced by learned eigenfunctions)
+    extra: dict[str, pd.DataFrame] = {}
+    for head in study.heads[2:]:
+        extra[head] = T.comparison_table(data.scalars, split, challenger, head, conf)
+        T.write_table(extra[head], tables, f"comparison_{head}_{split}",
+                      caption=f"{head} minus {challenger} on {split}")  # fmt: skip
+        sections.append((f"{head} minus {challenger} ({split}, Welch)",
+                         extra[head].to_markdown(index=False, floatfmt=".4g")))  # fmt: skip
     classes = data.per_class if controls.per_class.empty else pd.concat(
         [data.per_class, controls.per_class], ignore_index=True)
     per_class = T.per_class_table(classes, split, "iou", conf)
@@ -320,6 +325,20 @@ def make_report(
              f"Heads and controls on the {split} split (seeds and t intervals)")
         sections.append((f"Controls ({split}, Welch)", caption + "\n\n" + view.to_markdown()))
     _diagnostics_sections(sections, tables, save, data, controls, conf)
+    unsupervised_file = layout.path(UNSUPERVISED_DONE, profile=study.profile)
+    unsupervised = read_json(unsupervised_file) if unsupervised_file.is_file() else None
+    if unsupervised is not None:  # profiles with a feature cache (the report rule declares it)
+        routes = unsupervised_table(unsupervised)
+        T.write_table(routes, tables, "unsupervised",
+                      caption="unsupervised segmentation on the frozen features")  # fmt: skip
+        for name, caption in (("unsupervised", "Unsupervised cluster maps (K = C)"),
+                              ("eigenfunctions", "NeuralEF eigenfunctions beside eigsh's "
+                                                 "eigenvectors")):  # fmt: skip
+            if (unsupervised_file.parent / f"{name}.png").is_file():
+                shown[caption] = f"{unsupervised_file.parent.name}/{name}.png"
+        sections.append((f"Unsupervised segmentation ({unsupervised['protocol']['split_scored']})",
+                         unsupervised_text(unsupervised) + "\n\n"
+                         + routes.to_markdown(index=False, floatfmt=".4g")))  # fmt: skip
     if study.axes:
         ablation = T.ablation_table(data.ablation, conf)
         T.write_table(ablation, tables, "ablation", caption="ablations (the baseline flagged)")
@@ -371,12 +390,18 @@ def make_report(
              "panel", "Qualitative panel")
     metrics = _metrics_json(headline, comparison, study, challenger, baseline, record,
                             controls_stats)  # fmt: skip
+    for head, table in extra.items():
+        key = f"{head}_minus_{challenger}"
+        metrics[key] = _metrics_json(headline.iloc[:0], table, study, head, challenger,
+                                     record)[key]  # fmt: skip
+    if unsupervised is not None:
+        metrics["unsupervised"] = json_safe(unsupervised_metrics(unsupervised))
     atomic_write_bytes(out / "metrics.json", (json.dumps(metrics, indent=1) + "\n").encode())
     text = "Only one head is compared: no answer.\n"
     if comparison is not None:
         text = answer(comparison, headline, baseline, challenger, split, conf)
     if control_rows is not None:
-        text += _controls_answer(control_rows, study)
+        text += controls_answer(control_rows, study)
     devices = sorted({str(f.get("device", "?")).upper() for f in data.finals.values()})
     ours = {h: {m: v["mean"] for m, v in metrics[h].items()} for h in study.heads}
     readme = render_readme(

@@ -86,10 +86,8 @@ def test_an_axis_written_with_no_values_is_off_for_the_profile():
 
 def test_the_camvid_lite0_profile_runs_two_controls_and_the_fixed_filters(repo_root):
     params = __import__("yaml").safe_load((repo_root / "params.yaml").read_text())
-    # the head's affinity key, once params.yaml writes the main runs' value (learned)
-    params["spectral"]["head"].setdefault("affinity", "learned")
     study = StudyConfig.from_params(params, "camvid_lite0")
-    assert study.runs() == [(h, s) for h in ("conv", "spectral") for s in range(5)]
+    assert study.runs() == [(h, s) for h in ("conv", "spectral", "neuralef") for s in range(5)]
     assert study.control_runs() == [(c, s) for c in ("plain_grid", "no_graph") for s in (0, 1)]
     assert study.control("plain_grid").settings == {"spectral.head.affinity": "uniform"}
     assert study.control("no_graph").settings == {"spectral.head.filter": "zero"}

@@ -116,6 +116,11 @@ class UnsupervisedConfig:
                     "tau": tuple(_float(v, f"{w}.neuralef.tau") for v in nef["tau"])}  # fmt: skip
         if len(neuralef["tau"]) != 2 or min(neuralef["tau"]) <= 0:
             raise ParamsError(f"{w}.neuralef.tau: expected [start, end], both > 0")
+        widest = max(int(merged["clusters"]), int(merged["majority_clusters"] or 0))
+        if neuralef["hidden"] < widest:  # psi's orthonormal head has K <= hidden rows
+            raise ParamsError(f"{w}.neuralef.hidden: expected an int >= the clusters "
+                              f"({widest}: clusters, majority_clusters), got "
+                              f"{neuralef['hidden']}")  # fmt: skip
         limit = merged["limit"]
         return cls(
             clusters=_int(merged["clusters"], f"{w}.clusters", 2),

@@ -7,7 +7,8 @@ r"""k-means (Lloyd) with k-means++ seeding, in torch (scikit-learn is not a depe
 k-means++ (Arthur & Vassilvitskii 2007): the first centre uniform, each next one drawn with
 probability proportional to the squared distance to the nearest centre chosen so far. Lloyd
 iterations then alternate assignment and mean until no label changes or ``iters`` is reached; an
-empty cluster is re-seeded at the point farthest from its centre (so ``K`` clusters survive).
+empty cluster is re-seeded with the point farthest from its centre among clusters that keep
+another member (so, given at least ``K`` points, all ``K`` clusters stay non-empty).
 Distances are formed on chunks of rows, ``O(chunk K)`` memory.
 """
 
@@ -33,6 +34,29 @@ def _sq_dist(x: torch.Tensor, centroids: torch.Tensor, chunk: int = 8192) -> tor
 def nearest_centroid(x: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     """Label of the nearest centroid of each row: ``(N,)`` int64 for ``x`` ``(N, d)``."""
     return _sq_dist(x, centroids).argmin(-1)
+
+
+def _reseed_empty(dist: torch.Tensor, labels: torch.Tensor, k: int):
+    """Move worst-served points into empty clusters, never a cluster's last member.
+
+    Args:
+        dist: ``(N, k)`` squared distances to the centres.
+        labels: ``(N,)`` nearest centre of each point (modified in place).
+
+    Returns:
+        ``(labels, counts)``, ``counts`` ``(k,)``; every cluster non-empty when ``N >= k``.
+    """
+    counts = torch.bincount(labels, minlength=k)  # (k,)
+    served = dist.gather(1, labels[:, None])[:, 0].clone()  # (N,)
+    while bool((counts == 0).any()) and bool((counts[labels] > 1).any()):
+        # taking a singleton's only point would empty that cluster in turn
+        empty = int(torch.nonzero(counts == 0)[0])
+        far = int(served.masked_fill(counts[labels] <= 1, -1.0).argmax())
+        counts[labels[far]] -= 1
+        labels[far] = empty
+        counts[empty] += 1
+        served[far] = -1.0  # not picked twice
+    return labels, counts
 
 
 def kmeans(
@@ -83,12 +107,7 @@ def kmeans(
     for _ in range(iters):
         dist = _sq_dist(x, cent)  # (N, k)
         new = dist.argmin(-1)
-        counts = torch.bincount(new, minlength=k)  # (k,)
-        for empty in torch.nonzero(counts == 0).flatten().tolist():
-            far = int(dist.gather(1, new[:, None]).argmax())  # worst-served point
-            new[far] = empty
-            dist[far] = 0  # not picked twice
-            counts = torch.bincount(new, minlength=k)
+        new, counts = _reseed_empty(dist, new, k)
         if torch.equal(new, labels):
             break
         labels = new

@@ -51,6 +51,36 @@ def test_evaluate_route_matches_and_scores():
     assert out["images"] == 2 and out["seconds_per_image"] > 0
 
 
+class _Thirds:
+    """Three vertical thirds in clusters 1, 2, 0: a 3-cycle (not its own inverse)."""
+
+    needs_colours = False
+
+    def scores(self, features, colours=None):
+        h, w, _ = features.shape
+        s = torch.zeros(3, h, w)
+        for third, cluster in enumerate((1, 2, 0)):
+            s[cluster, :, third * w // 3 : (third + 1) * w // 3] = 1
+        return s
+
+
+def test_a_three_cycle_mapping_and_void_pixels():
+    taps = [torch.zeros(3, 96 // s, 96 // s) + 1 for s in (4, 8, 16, 32)]
+    label = torch.zeros(96, 96, dtype=torch.long)
+    label[:, 32:64], label[:, 64:] = 1, 2  # classes 0, 1, 2 left to right
+    label[:8, :4] = 255  # void inside the first third ...
+    label[:8, 30:40] = 255  # ... and across a cluster border: never scored
+    items = [{"taps": taps, "native_label": label, "image": torch.zeros(96, 96, 3)}]
+    out = evaluate_route(_Thirds(), items, clusters=3, num_classes=3, ignore_index=255,
+                         matching="hungarian")  # fmt: skip
+    assert out["mapping"] == [2, 0, 1]  # cluster c -> class: the inverse of (1, 2, 0)
+    assert out["miou"] == pytest.approx(1.0) and out["iou"] == pytest.approx([1.0, 1.0, 1.0])
+    label[:8, :4] = 1  # the same pixels labelled with a wrong class: now they count
+    out = evaluate_route(_Thirds(), items, clusters=3, num_classes=3, ignore_index=255,
+                         matching="hungarian")  # fmt: skip
+    assert out["iou"][0] < 1.0 and out["iou"][1] < 1.0
+
+
 @pytest.mark.parametrize("name", ["cheeger.unsupervised.evaluate", "cheeger.unsupervised.kernel",
                                   "cheeger.unsupervised.kmeans", "cheeger.unsupervised.matching",
                                   "cheeger.unsupervised.neuralef", "cheeger.unsupervised.nodes"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cheeger.unsupervised.kmeans import kmeans, nearest_centroid
+from cheeger.unsupervised.kmeans import _reseed_empty, kmeans, nearest_centroid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -49,6 +49,19 @@ def test_no_empty_cluster_on_duplicates():
     x = torch.cat([torch.zeros(10, 2), torch.ones(2, 2)])
     _, labels = kmeans(x, 3)
     assert torch.bincount(labels, minlength=3).min() >= 1
+
+
+def test_reseeding_never_empties_a_singleton():
+    # cluster 0 holds one point, the worst served of all (distance 9); cluster 1 three points;
+    # cluster 2 is empty: it must take a point of cluster 1, not cluster 0's only one
+    dist = torch.tensor([[9.0, 20, 20], [20, 1, 20], [20, 2, 20], [20, 3, 20]])
+    labels, counts = _reseed_empty(dist, dist.argmin(-1), 3)
+    assert counts.tolist() == [1, 2, 1] and labels.tolist() == [0, 1, 1, 2]
+    assert torch.equal(counts, torch.bincount(labels, minlength=3))
+    # two empty clusters, two spare points: both filled
+    dist = torch.tensor([[1.0, 9, 9, 9], [2, 9, 9, 9], [3, 9, 9, 9], [9, 1, 9, 9]])
+    _, counts = _reseed_empty(dist, dist.argmin(-1), 4)
+    assert counts.min() == 1
 
 
 @pytest.mark.parametrize(("x", "k", "match"), [

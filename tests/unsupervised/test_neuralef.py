@@ -17,6 +17,12 @@ def test_head_rows_orthonormal_and_logits_bounded():
     torch.testing.assert_close(w @ w.T, torch.eye(4), atol=1e-5, rtol=0)
     logits = psi(1e4 * torch.randn(100, 5))
     assert logits.abs().max() <= 16**0.5 + 1e-3  # |LayerNorm output| = sqrt(hidden)
+    # the bound must survive training: scramble every parameter before the head (a LayerNorm
+    # with a learned gain would let the logits grow past it)
+    with torch.no_grad():
+        for parameter in psi.net.parameters():
+            parameter.copy_(10 * torch.randn_like(parameter))
+    assert psi(1e4 * torch.randn(100, 5)).abs().max() <= 16**0.5 + 1e-3
 
 
 def test_temperature_schedule_ends():
@@ -55,6 +61,13 @@ def test_too_few_images_named():
         fit_neuralef(torch.rand(3, 2, 2, 4), torch.rand(3, 2, 2, 3), k_out=2, k=2, alpha=0.0,
                      pixel_k=(2,), position_weights=(1.0,), beta=1.0, epochs=1,
                      batch_images=5)  # fmt: skip
+
+
+def test_more_eigenfunctions_than_a_batch_has_nodes_named():
+    with pytest.raises(ValueError, match=r"K = 9 eigenfunctions exceed the 8 nodes"):
+        fit_neuralef(torch.rand(3, 2, 2, 4), torch.rand(3, 2, 2, 3), k_out=9, k=2, alpha=0.0,
+                     pixel_k=(2,), position_weights=(1.0,), beta=1.0, epochs=1,
+                     batch_images=2, hidden=16)  # fmt: skip
 
 
 def test_node_features_unit_norm_and_nan_named():

@@ -8,7 +8,9 @@ report, for the main runs and the controls alike (a label per head or control):
 * :func:`diagnostics_table`: each diagnostic at the last epoch, mean, std and t interval over
   seeds per label (a head without a graph, e.g. conv, has none and is left out);
 * :func:`solver_table`: each run's solver totals (methods, fallbacks, unconverged steps, stalled
-  complement columns), and :func:`solver_summary` their sums per label.
+  complement columns), and :func:`solver_summary` their sums per label;
+* :func:`cost_table`: each label's parameters and training wall time per epoch and per step,
+  against the first label's (the baseline head).
 
 Example:
     >>> import pandas as pd
@@ -28,8 +30,8 @@ import pandas as pd
 
 from cheeger.study.statistics import summarize
 
-__all__ = ["DIAGNOSTICS", "diagnostics_table", "diagnostics_view", "solver_summary",
-           "solver_table"]  # fmt: skip
+__all__ = ["DIAGNOSTICS", "cost_table", "diagnostics_table", "diagnostics_view",
+           "solver_summary", "solver_table"]  # fmt: skip
 
 #: The history columns tabled, in order, with what each measures.
 DIAGNOSTICS: dict[str, str] = {
@@ -157,3 +159,43 @@ def solver_summary(runs: pd.DataFrame) -> pd.DataFrame:
                      "methods": ", ".join(f"{k}: {v}" for k, v in sorted(methods.items())),
                      **counts, "worst_residual": group["worst_residual"].max()})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def cost_table(finals: Mapping[tuple[str, int], Mapping[str, Any]]) -> pd.DataFrame:
+    """Parameters and training wall time per label (head or control), over its runs.
+
+    Args:
+        finals: ``(label, seed)`` -> the run's ``final.json`` (``parameters.total``,
+            ``train_seconds``: training and per-epoch validation, ``epochs``, ``steps``).
+
+    Returns:
+        ``head, runs, parameters, seconds_per_epoch, seconds_per_epoch_std,
+        seconds_per_step, ratio``: means over the runs; ``ratio`` is ``seconds_per_epoch``
+        against the first label's (the runs share the machine, so only ratios compare).
+
+    Example:
+        >>> finals = {("conv", 0): {"parameters": {"total": 10}, "train_seconds": 20.0,
+        ...                         "epochs": 2, "steps": 10},
+        ...           ("spectral", 0): {"parameters": {"total": 12}, "train_seconds": 50.0,
+        ...                             "epochs": 2, "steps": 10}}
+        >>> cost_table(finals)[["head", "seconds_per_epoch", "ratio"]].values.tolist()
+        [['conv', 10.0, 1.0], ['spectral', 25.0, 2.5]]
+    """
+    rows = [{"head": label, "seed": seed, "parameters": final["parameters"]["total"],
+             "seconds_per_epoch": final["train_seconds"] / final["epochs"],
+             "seconds_per_step": (final["train_seconds"] / final["steps"]
+                                  if final.get("steps") else float("nan"))}
+            for (label, seed), final in finals.items()
+            if final.get("train_seconds") and final.get("epochs")]  # fmt: skip
+    columns = ["head", "runs", "parameters", "seconds_per_epoch", "seconds_per_epoch_std",
+               "seconds_per_step", "ratio"]  # fmt: skip
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(rows)
+    table = frame.groupby("head", sort=False).agg(
+        runs=("seed", "size"), parameters=("parameters", "first"),
+        seconds_per_epoch=("seconds_per_epoch", "mean"),
+        seconds_per_epoch_std=("seconds_per_epoch", "std"),
+        seconds_per_step=("seconds_per_step", "mean")).reset_index()  # fmt: skip
+    table["ratio"] = table["seconds_per_epoch"] / table["seconds_per_epoch"].iloc[0]
+    return table[columns]

@@ -48,6 +48,7 @@ from cheeger.study.controls import (
 )
 from cheeger.study.diagnostics import (
     DIAGNOSTICS,
+    cost_table,
     diagnostics_table,
     diagnostics_view,
     solver_summary,
@@ -220,6 +221,13 @@ def _diagnostics_sections(sections: list[tuple[str, str]], tables: Path, save, d
                            if k in set(diagnostics["diagnostic"]))  # fmt: skip
         sections.append(("Graph diagnostics (last epoch; epoch means of the training steps)",
                          legend + "\n\n" + view.to_markdown()))  # fmt: skip
+    cost = cost_table({**data.finals, **controls.finals})
+    if len(cost):
+        T.write_table(cost, tables, "cost", caption="training cost per head or control")
+        sections.append(("Training cost per head (wall time, training and validation)",
+                         "Means over each head's runs; the runs shared the machine two at a "
+                         "time, so compare the ratios (to the first head), not the seconds.\n\n"
+                         + cost.to_markdown(index=False, floatfmt=".3g")))  # fmt: skip
     runs = solver_table({**data.finals, **controls.finals})
     if len(runs):
         summary = solver_summary(runs)

@@ -84,6 +84,11 @@ def test_a_third_head_is_compared_with_the_challenger(three_heads):
     assert table.loc[table["metric"] == "miou", "difference"].item() == pytest.approx(got)
     assert "neuralef minus spectral" in (root / "out/README.md").read_text()
     assert "unsupervised" not in metrics  # no feature cache, no unsupervised stage
+    cost = pd.read_csv(root / "out/tables/cost.csv")  # planted: 10 s over 3 epochs per run
+    assert cost["head"].tolist() == ["conv", "spectral", "neuralef"]
+    assert cost["runs"].tolist() == [len(study.seeds)] * 3
+    assert cost["seconds_per_epoch"].tolist() == pytest.approx([10 / 3] * 3)
+    assert cost["ratio"].tolist() == pytest.approx([1.0] * 3)
 
 
 def test_the_unsupervised_routes_reach_metrics_and_readme(synthetic_study):

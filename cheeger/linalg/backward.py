@@ -47,8 +47,10 @@ from cheeger.linalg.operator import SymmetricOperator
 __all__ = [
     "DEFAULT_EPS",
     "ComplementRecord",
+    "ComplementSolution",
     "ComplementSolveError",
     "broadened_inverse_gaps",
+    "cocg_complement",
     "complement_term",
     "record_complement",
     "subspace_term",
@@ -179,7 +181,26 @@ def subspace_term(
     return P
 
 
-def complement_term(
+@dataclass(frozen=True)
+class ComplementSolution:
+    """What :func:`cocg_complement` returns.
+
+    Attributes:
+        z: ``(B, n, k)`` complex solutions.
+        residual: ``(B, k)`` recursive residual norm of each returned column.
+        target: ``(B, k)`` the residual target (``tol ||g_i||``).
+        unmet: ``(B, k)`` columns returned above their target.
+        stalled: ``(B, k)`` of those, the ones stopped by ``patience``.
+    """
+
+    z: torch.Tensor
+    residual: torch.Tensor
+    target: torch.Tensor
+    unmet: torch.Tensor
+    stalled: torch.Tensor
+
+
+def cocg_complement(
     op: SymmetricOperator,
     lam: torch.Tensor,
     U: torch.Tensor,
@@ -189,8 +210,9 @@ def complement_term(
     tol: float | None = None,
     maxiter: int = 2000,
     patience: int = 200,
-) -> torch.Tensor:
-    """The part of ``P`` from eigenvectors outside ``span(U)``: ``x_i`` of the module docstring.
+) -> ComplementSolution:
+    """Solve ``P (B_i - i eps) P z_i = P g_i`` for every column: the complex system behind
+    :func:`complement_term` (which returns ``x_i = -Re P z_i`` and reports the failures).
 
     ``B_i (B_i^2 + eps^2)^{-1} = Re (B_i - i eps)^{-1}``, so ``x_i = -Re z_i`` with
     ``P (B_i - i eps) P z_i = P g_i``: a complex SYMMETRIC (not Hermitian) system, solved by
@@ -212,7 +234,9 @@ def complement_term(
             stalled (rounding, typically float32) and stops, with the same warning.
 
     Returns:
-        ``(B, n, k)``.
+        :class:`ComplementSolution`: ``z`` (each column's converged iterate, or for a column that
+        stopped above its target its best one, z = 0 included), its recursive residual, and which
+        columns stopped above the target (stalled or out of iterations).
     """
     if tol is None:
         tol = 1e-10 if U.dtype == torch.float64 else 1e-5
@@ -268,6 +292,10 @@ def complement_term(
     # solves needed 200-300).
     best, since = residual.clone(), torch.zeros_like(residual)
     stalled = torch.zeros_like(active)
+    # A column that stops above its target returns its best iterate, not its last: COCG's
+    # residual can grow far above the start (seen in CamVid Lite0 training, stride 2: stalled
+    # columns ending at 2e2-1e3 ||g||, where z = 0 has at most ||g||). z = 0 is the first best.
+    z_best, lowest = torch.zeros_like(z), residual.clone()  # (B, n, k), (B, k)
     for _ in range(maxiter):
         if not bool(active.any()):
             break
@@ -292,27 +320,64 @@ def complement_term(
         p = torch.addcmul(r, beta[:, None, :], p)
         rho = torch.where(ok, rho_new, rho)
         residual = norm(r)
+        lower = active & (residual < lowest)
+        z_best = torch.where(lower[:, None, :], z, z_best)
+        lowest = torch.where(lower, residual, lowest)
         better = residual < 0.5 * best
         best = torch.where(better, residual, best)
         since = torch.where(better, torch.zeros_like(since), since + 1)
         stalled = stalled | (ok & (since >= patience))
         active = ok & (residual > target) & ~stalled
     unmet = (residual > target) & (active | stalled)
+    z = torch.where(unmet[:, None, :], z_best, z)
+    residual = torch.where(unmet, lowest, residual)
+    return ComplementSolution(z, residual, target, unmet, unmet & stalled)
+
+
+def complement_term(
+    op: SymmetricOperator,
+    lam: torch.Tensor,
+    U: torch.Tensor,
+    g_U: torch.Tensor,
+    eps: torch.Tensor,
+    *,
+    tol: float | None = None,
+    maxiter: int = 2000,
+    patience: int = 200,
+) -> torch.Tensor:
+    """The part of ``P`` from eigenvectors outside ``span(U)``: ``x_i = -Re P z_i`` with ``z_i``
+    from :func:`cocg_complement` (arguments as there).
+
+    A column that stopped above its target is counted (:func:`record_complement`) and warned
+    about, or raises :class:`ComplementSolveError` under ``record_complement(strict=True)``.
+
+    Returns:
+        ``(B, n, k)``.
+    """
+    if tol is None:
+        tol = 1e-10 if U.dtype == torch.float64 else 1e-5
+    solution = cocg_complement(op, lam, U, g_U, eps, tol=tol, maxiter=maxiter, patience=patience)
+    B, n, k = U.shape
+    unmet = solution.unmet
+
     columns, n_stalled, n_unconverged, worst = B * k, 0, 0, 0.0
     if bool(unmet.any()):  # the one host sync of the report; the rest only on failure
-        worst = float((residual / g_U.norm(dim=-2).clamp_min(1e-300))[unmet].max())
-        n_stalled = int((unmet & stalled).sum())
-        n_unconverged = int((unmet & ~stalled).sum())
+        worst = float((solution.residual / g_U.norm(dim=-2).clamp_min(1e-300))[unmet].max())
+        n_stalled = int(solution.stalled.sum())
+        n_unconverged = int((unmet & ~solution.stalled).sum())
     strict = _report(columns, n_stalled, n_unconverged, worst)
     if n_stalled or n_unconverged:
         why = "stalled" if n_stalled else f"did not converge in {maxiter} iterations"
         message = (
             f"eigsh backward: the complement solve {why} above tol={tol:g} ({n_stalled} stalled, "
-            f"{n_unconverged} unconverged of {columns} columns; relative residual {worst:.2e}); "
+            f"{n_unconverged} unconverged of {columns} columns; each returns its best iterate, "
+            f"worst relative residual {worst:.2e}); "
             "the gradient outside the computed eigenspace is approximate. Raise eps, k, or use "
             "backward='subspace'."
         )
         if strict:
             raise ComplementSolveError(message)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
-    return -project(real(z)).view(B, n, k, 2)[..., 0]
+    Z = torch.view_as_real(solution.z).reshape(B, n, 2 * k)  # (B, n, 2k) real view
+    Z = torch.baddbmm(Z, U, U.transpose(-1, -2) @ Z, alpha=-1)  # P Z
+    return -Z.view(B, n, k, 2)[..., 0]

@@ -91,6 +91,9 @@ def _check(psi: torch.Tensor, kernel: torch.Tensor, beta: float) -> None:
     if psi.dim() != 2:
         raise ValueError(f"neuralef_loss: psi must be (B, K), got {tuple(psi.shape)}")
     batch = psi.shape[0]
+    if psi.shape[1] > batch:
+        raise ValueError(f"neuralef_loss: K = {psi.shape[1]} eigenfunctions exceed the B = "
+                         f"{batch} nodes of the batch (psi {tuple(psi.shape)})")  # fmt: skip
     if kernel.dim() != 2 or tuple(kernel.shape) != (batch, batch):
         raise ValueError(
             f"neuralef_loss: kernel must be (B, B) = {(batch, batch)} to match psi "

@@ -69,6 +69,11 @@ def _set(tree: dict[str, Any], key: str, value: Any, *, create: bool) -> bool:
     return True
 
 
+#: Profile-block shorthands of train keys (cheeger.config): a variant sets them too, or a
+#: profile's `epochs: 10` would silently win over `--set train.epochs=20`.
+_SHORTHANDS = {"train.epochs": "epochs", "train.device": "device"}
+
+
 def params_variant(
     params: Mapping[str, Any], settings: Mapping[str, Any], profile: str | None = None
 ) -> dict[str, Any]:
@@ -84,6 +89,9 @@ def params_variant(
     for key, value in settings.items():
         _set(variant, key, value, create=True)
         _set(block, key, value, create=False)  # the profile's override wins: keep them equal
+        shorthand = _SHORTHANDS.get(key)
+        if shorthand in block:  # `epochs:` in the profile block overrides train.epochs
+            block[shorthand] = value
     return variant
 
 

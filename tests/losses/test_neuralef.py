@@ -116,6 +116,7 @@ def test_without_stop_gradient_ordering_is_lost():
         (torch.zeros(3, 2), torch.zeros(3, 3), -1.0, "beta"),
         (torch.full((3, 2), float("nan")), torch.zeros(3, 3), 1.0, "psi has NaN"),
         (torch.zeros(3, 2), torch.full((3, 3), float("nan")), 1.0, "kernel has NaN"),
+        (torch.zeros(3, 5), torch.eye(3), 1.0, r"K = 5 eigenfunctions exceed the B = 3 nodes"),
     ],
 )
 def test_bad_input(psi, kernel, beta, match):

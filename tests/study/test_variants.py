@@ -35,6 +35,17 @@ def test_variant_sets_the_shared_key_and_the_profile_override():
         params_variant(params, {"spectral.alpha.x": 1})
 
 
+def test_a_profile_shorthand_is_set_with_its_train_key():
+    # `epochs:` in a profile block overrides train.epochs (cheeger.config): a variant of
+    # train.epochs must change it too, or the run would silently train the old epochs
+    params = {"profile": "a", "profiles": {"a": {"epochs": 10, "device": "cpu"}},
+              "train": {"epochs": 5, "device": "auto"}}  # fmt: skip
+    variant = params_variant(params, {"train.epochs": 20, "train.device": "cuda"})
+    assert variant["profiles"]["a"] == {"epochs": 20, "device": "cuda"}
+    assert variant["train"] == {"epochs": 20, "device": "cuda"}
+    assert params_variant(params, {"train.lr": 0.1})["profiles"]["a"]["epochs"] == 10
+
+
 def test_written_variant_trains_with_the_new_value(params_file, tmp_path):
     out = tmp_path / "deep" / "er" / "variant.yaml"
     write_variant(params_file, out, {"spectral.alpha": 0.3}, "camvid")

@@ -103,11 +103,15 @@ def _metrics_json(heads: pd.DataFrame, comparison: pd.DataFrame | None, study: S
             result.setdefault("controls", {}).setdefault(row["head"], {})[row["metric"]] = {
                 k: row[k] for k in ("mean", "std", "ci_low", "ci_high")}  # fmt: skip
     if comparison is not None:
-        result[f"{challenger}_minus_{baseline}"] = {
-            row["metric"]: {k: row[k] for k in ("difference", "ci_low", "ci_high", "p_value",
+        result[f"{challenger}_minus_{baseline}"] = _differences(comparison)
+    return json_safe(result)
+
+
+def _differences(comparison: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """``metrics.json``'s block of one Welch comparison: metric -> difference, interval, p."""
+    return {row["metric"]: {k: row[k] for k in ("difference", "ci_low", "ci_high", "p_value",
                                                 "beyond_noise")}
             for row in comparison.to_dict("records")}  # fmt: skip
-    return json_safe(result)
 
 
 def _curves_mean(curves: pd.DataFrame) -> pd.DataFrame:
@@ -399,9 +403,7 @@ def make_report(
     metrics = _metrics_json(headline, comparison, study, challenger, baseline, record,
                             controls_stats)  # fmt: skip
     for head, table in extra.items():
-        key = f"{head}_minus_{challenger}"
-        metrics[key] = _metrics_json(headline.iloc[:0], table, study, head, challenger,
-                                     record)[key]  # fmt: skip
+        metrics[f"{head}_minus_{challenger}"] = json_safe(_differences(table))
     if unsupervised is not None:
         metrics["unsupervised"] = json_safe(unsupervised_metrics(unsupervised))
     atomic_write_bytes(out / "metrics.json", (json.dumps(metrics, indent=1) + "\n").encode())

@@ -515,7 +515,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _batched(args: argparse.Namespace) -> int:
-    """Seconds per solve of a batch of 8 ``image8`` graphs (the spectral head's case)."""
+    """Seconds per solve of a batch of 8 ``image8`` / ``image8s`` graphs (the spectral head's
+    case), at the sizes around ``eigsh``'s ``LOBPCG_MIN_N`` threshold."""
     import torch
 
     from cheeger.linalg import eigsh
@@ -523,14 +524,17 @@ def _batched(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     folder = Path(args.frame).parent
     frames = sorted(folder.glob("*.png"))[:: max(1, len(list(folder.glob("*.png"))) // 8)][:8]
-    head = (f"{'n':>6s} {'dtype':8s} {'method':8s} {'via':8s} {'time s':>8s} {'vs lanczos':>10s} "
-            f"{'its':>5s} {'products':>8s} {'max res':>9s} {'conv':>5s}")  # fmt: skip
-    print(f"batch of {len(frames)} image8 graphs ({folder}), k = 16, {args.threads} thread(s), "
+    head = (f"{'graph':8s} {'n':>6s} {'dtype':8s} {'method':8s} {'via':8s} {'time s':>8s} "
+            f"{'vs lanczos':>10s} {'its':>5s} {'products':>8s} {'max res':>9s} "
+            f"{'conv':>5s}")  # fmt: skip
+    print(f"batch of {len(frames)} graphs ({folder}), k = 16, {args.threads} thread(s), "
           f"median of {args.repeats} runs after a warm-up\n{head}\n{'-' * len(head)}")  # fmt: skip
     rows = []
-    for H, W in ((23, 30), (46, 60)):
+    cases = [(kind, H, W) for kind in ("image8", "image8s")
+             for H, W in ((12, 15), (23, 30), (32, 32), (46, 60))]  # fmt: skip
+    for kind, H, W in cases:
         for dtype in (torch.float32, torch.float64):
-            L, _ = image_laplacian(frames, H, W, "image8", dtype)
+            L, _ = image_laplacian(frames, H, W, kind, dtype)
             times = {}
             for method in ("lanczos", "lobpcg", "auto"):
                 eigsh(L, 16, method=method, check=False)  # warm-up
@@ -540,13 +544,14 @@ def _batched(args: argparse.Namespace) -> int:
                     _, _, info = eigsh(L, 16, method=method, check=False, return_info=True)
                     ts.append(time.perf_counter() - t0)
                 times[method] = statistics.median(ts)
-                row = {"n": H * W, "dtype": str(dtype).split(".")[-1], "method": method,
+                row = {"graph": kind, "n": H * W, "dtype": str(dtype).split(".")[-1],
+                       "method": method,
                        "via": info.method, "time": times[method], "times": ts,
                        "iterations": info.restarts, "matvecs": info.matvecs,
                        "residual_max": float(info.residuals.max()),
                        "converged": bool(info.converged.all())}  # fmt: skip
                 rows.append(row)
-                print(f"{row['n']:6d} {row['dtype']:8s} {method:8s} {row['via']:8s} "
+                print(f"{kind:8s} {row['n']:6d} {row['dtype']:8s} {method:8s} {row['via']:8s} "
                       f"{row['time']:8.4f} {times['lanczos'] / row['time']:10.2f} "
                       f"{row['iterations']:5d} {row['matvecs']:8d} {row['residual_max']:9.1e} "
                       f"{row['converged']!s:>5s}")  # fmt: skip

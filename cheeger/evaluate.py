@@ -50,6 +50,7 @@ from cheeger.training import (
     BEST,
     CHECKPOINT,
     FINAL,
+    ForwardTimer,
     RunNotFoundError,
     TrainingError,
     deterministic_algorithms,
@@ -186,10 +187,11 @@ def evaluate_run(
                                   config.connectivity, config.stray_max_size)  # fmt: skip
     channels_last = bool(last["identity"]["train"]["channels_last"])
     spectral = SpectralRecord()
+    timer = ForwardTimer()
     with deterministic_algorithms():
         result = evaluate_model(model, dataset, metrics, batch_size=config.batch_size,
                                 device=torch_device, channels_last=channels_last,
-                                observe=spectral)  # fmt: skip
+                                observe=spectral, timer=timer)  # fmt: skip
     summary = metrics_summary(result, classes)
     confmat = metrics["confusion"].confmat.to(torch.int64)  # (C, C), rows ground truth
     totals = confmat.sum(1).to(torch.float64)
@@ -220,6 +222,11 @@ def evaluate_run(
                       "stray_max_size": config.stray_max_size},
         **summary,
         "spectral": spectral.summary(),
+        "forward": {"seconds_per_image": timer.per_image(), "images": timer.images,
+                    "batch_size": config.batch_size, "threads": torch.get_num_threads(),
+                    "device": str(torch_device),
+                    "what": "the model's forward on the model inputs above, first batch left "
+                            "out; no data loading, upsampling or metrics"},
         "confusion_matrix": confmat.tolist(),
     }  # fmt: skip
 

@@ -41,9 +41,13 @@ from cheeger.linalg.operator import SymmetricOperator
 __all__ = ["EigSH", "EigshConvergenceError", "EigshInfo", "eigsh"]
 
 METHODS = ("auto", "dense", "lanczos", "lobpcg")
-# "auto" routes Laplacians with at least this many nodes per graph to LOBPCG (measured: see
-# benchmarks/eigensolvers.py); smaller ones, as in the spectral head, to Lanczos
-LOBPCG_MIN_N = 8192
+# "auto" routes Laplacians with at least this many nodes per graph to LOBPCG, smaller ones to
+# Lanczos. Measured 2026-12-07 (one thread, k = 16, /work/scratch-style scripts recorded in
+# benchmarks/README.md "auto threshold"): LOBPCG is as fast as Lanczos at n = 1,024 and 1.4-3.4x
+# faster at 2,304-4,096 on grid4, image8s and image8 graphs (float32 and float64); Lanczos 1.2x
+# faster at 23 x 30 = 690 (batch 8, float32). On the trained camvid_lite0 head's graphs (45 x 60,
+# batch 4, float32) Lanczos took 1.75x LOBPCG's time, 5 of 12 batches falling back to LOBPCG.
+LOBPCG_MIN_N = 1024
 EPS_RULES = ("rms", "gap")
 # the "gap" rule's floor, relative to the RMS eigenvalue: ||A_bar|| <= ... / (2e-8 scale) at worst
 GAP_RULE_FLOOR = 1e-8
@@ -114,7 +118,10 @@ class _EigshFunction(torch.autograd.Function):
         else:
             P = subspace_term(lam, U, g_lam, g_U, eps)  # (B, n, k)
             if opts.backward == "full" and g_U is not None:
-                P = P + complement_term(op, lam, U, g_U, eps, tol=opts.backward_tol)
+                # the forward's multigrid (LOBPCG's T ~ (A + tau I)^{-1}) preconditions it
+                precond = opts.multigrid if opts.backward_precond else None
+                P = P + complement_term(op, lam, U, g_U, eps, tol=opts.backward_tol,
+                                        precond=precond)  # fmt: skip
         grad = op.pattern_inner(P, U)  # dense (B, n, n) or values on A's pattern (nnz,)
         if op.layout == torch.strided:
             return (grad if op.batched else grad[0]), None
@@ -144,6 +151,7 @@ def eigsh(
     laplacian: bool | None = None,
     eps_rule: str = "rms",
     backward_tol: float | None = None,
+    backward_precond: bool = True,
     check: bool = True,
     return_info: bool = False,
 ):
@@ -185,6 +193,9 @@ def eigsh(
             :func:`~cheeger.linalg.backward.complement_term`). A looser target is a cheaper,
             slightly less exact gradient: the gradient's error is measured in
             ``benchmarks/complement_tol.py``.
+        backward_precond: when the forward ran LOBPCG, precondition the complement solve with
+            its multigrid hierarchy (:func:`~cheeger.linalg.backward.cocg_complement`); the
+            same gradient to ``backward_tol``, in fewer iterations.
         tol: relative residual tolerance ``||A u - lambda u|| <= tol ||A||`` (default 1e-10 in
             float64, 1e-5 in float32).
         block_size, basis_size, max_restarts: Lanczos settings (see :func:`block_lanczos`).
@@ -246,6 +257,7 @@ def eigsh(
         laplacian=laplacian,
         eps_rule=eps_rule,
         backward_tol=backward_tol,
+        backward_precond=backward_precond,
     )
     lam, U, _, _ = _EigshFunction.apply(A, opts)
     info = opts.info

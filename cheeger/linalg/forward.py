@@ -105,7 +105,9 @@ class _Options:
     laplacian: bool | None = None
     eps_rule: str = "rms"
     backward_tol: float | None = None
+    backward_precond: bool = True
     info: EigshInfo | None = field(default=None)
+    multigrid: object | None = field(default=None)  # the last LOBPCG run's, for the backward
 
 
 def _dense_solve(op: SymmetricOperator, k: int) -> tuple[torch.Tensor, ...]:
@@ -137,6 +139,7 @@ def _iterative_solve(op: SymmetricOperator, opts: _Options, method: str, tol: fl
         )  # fmt: skip
         m = block or opts.k + max(4, opts.k // 4)
         precond = raw.precond
+        opts.multigrid = raw.multigrid
     else:
         lam, U, raw = block_lanczos(
             op.matmul, op.batch, op.n, opts.k, dtype=op.dtype, device=op.device,
@@ -145,6 +148,7 @@ def _iterative_solve(op: SymmetricOperator, opts: _Options, method: str, tol: fl
         )  # fmt: skip
         m = block or min(opts.k, 4)
         precond = 0
+        opts.multigrid = None
     info = EigshInfo(
         raw.restarts, raw.matvecs, raw.residuals, raw.converged, tol, raw.anorm, method, m,
         precond=precond,

@@ -36,14 +36,17 @@ from dataclasses import dataclass
 import torch
 
 from cheeger.linalg.multigrid import AggregationMultigrid
-from cheeger.linalg.operator import SymmetricOperator
+from cheeger.linalg.operator import SymmetricOperator, compact_csr
 
 __all__ = ["LobpcgInfo", "lobpcg", "lobpcg_eigsh"]
+
+# relative residual at which a float64 solve leaves its float32 first phase (see lobpcg_eigsh)
+FIRST_PHASE_TOL = 1e-4
 
 
 @dataclass
 class LobpcgInfo:
-    """What a LOBPCG solve did (the fields of :class:`cheeger.linalg.LanczosInfo`, plus one).
+    """What a LOBPCG solve did (the fields of :class:`cheeger.linalg.LanczosInfo`, plus two).
 
     Attributes:
         restarts: LOBPCG iterations performed (named as the Lanczos field).
@@ -54,6 +57,8 @@ class LobpcgInfo:
         anorm: ``(B,)`` the ``||A||_2`` estimate used.
         method: ``"lobpcg"``.
         precond: preconditioner applications to a single vector.
+        multigrid: the preconditioner's hierarchy (set by :func:`lobpcg_eigsh`; eigsh's
+            backward reuses it for the complement solve).
     """
 
     restarts: int
@@ -64,6 +69,7 @@ class LobpcgInfo:
     anorm: torch.Tensor
     method: str = "lobpcg"
     precond: int = 0
+    multigrid: AggregationMultigrid | None = None
 
 
 def _colnorm(Y: torch.Tensor) -> torch.Tensor:
@@ -189,6 +195,7 @@ def lobpcg(
     anorm: torch.Tensor,
     tol: float | None = None,
     maxiter: int = 500,
+    block: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, LobpcgInfo]:
     """Smallest ``k`` eigenpairs by LOBPCG from the starting block ``X``.
 
@@ -203,6 +210,7 @@ def lobpcg(
         anorm: ``(B,)`` estimate of ``||A||_2`` (residuals are relative to it).
         tol: relative residual tolerance (default 1e-10 in float64, 1e-5 in float32).
         maxiter: iteration cap (the result is then flagged unconverged).
+        block: if a list, the final block ``(B, n, m)`` (guard columns included) is appended.
 
     Returns:
         ``(eigenvalues (B, k) ascending, eigenvectors (B, n, k), LobpcgInfo)``.
@@ -282,6 +290,8 @@ def lobpcg(
     U = X[..., :k].contiguous()
     lam = (U * AX[..., :k]).sum(-2)  # Rayleigh quotients of the returned vectors themselves
     info = LobpcgInfo(it, matvecs, res[:, :k], conv.all(-1), tol, anorm, precond=applications)
+    if block is not None:
+        block.append(X)  # (B, n, m): guards included, the start of a more precise phase
     return lam, U, info
 
 
@@ -308,6 +318,7 @@ def lobpcg_eigsh(
     generator: torch.Generator | None = None,
     X0: torch.Tensor | None = None,
     shift: float = 1e-4,
+    mixed: bool = True,
     **multigrid: object,
 ) -> tuple[torch.Tensor, torch.Tensor, LobpcgInfo]:
     """Smallest ``k`` eigenpairs of a positive semi-definite ``op`` by multigrid-preconditioned
@@ -328,6 +339,9 @@ def lobpcg_eigsh(
         generator: source of the random columns (only used when the start needs them).
         X0: ``(B, n, p)`` warm start.
         shift: ``tau`` relative to the spectrum's scale.
+        mixed: for float64 ``op`` and ``tol < FIRST_PHASE_TOL``, iterate in float32 until every
+            wanted residual is below ``FIRST_PHASE_TOL``, then in float64 from that block (the
+            result is float64 throughout: the second phase recomputes every residual).
         **multigrid: options of :class:`~cheeger.linalg.multigrid.AggregationMultigrid`.
 
     Returns:
@@ -371,7 +385,29 @@ def lobpcg_eigsh(
         fresh = torch.randn(X.shape, dtype=dtype, device=device, generator=generator)
         X = torch.where(empty[:, None, :], fresh, X)
     anorm = _norm_estimate(matmul, B, n, dtype, device)
+    first = None
+    if dtype == torch.float64 and mixed and tol < FIRST_PHASE_TOL:
+        # a float32 first phase: until the residuals reach FIRST_PHASE_TOL (well above float32's
+        # floor) the iterations only need directions, and float32 products and block updates move
+        # half the memory; the float64 phase then starts from the whole block, guards included
+        low = compact_csr(op.csr, torch.float32)
+
+        def matmul32(Y: torch.Tensor) -> torch.Tensor:
+            return (low @ Y.reshape(B * n, -1)).reshape(B, n, -1)
+
+        block: list[torch.Tensor] = []
+        _, _, first = lobpcg(
+            matmul32, mg, X.float(), k, anorm=anorm.float(), tol=FIRST_PHASE_TOL,
+            maxiter=maxiter, block=block,
+        )  # fmt: skip
+        X = block[0].to(dtype)
+        maxiter = max(maxiter - first.restarts, 0)
     lam, U, info = lobpcg(matmul, mg, X, k, anorm=anorm, tol=tol, maxiter=maxiter)
+    if first is not None:
+        info.restarts += first.restarts
+        info.matvecs += first.matvecs
+        info.precond += first.precond
     pivot = torch.gather(U, -2, U.abs().argmax(dim=-2, keepdim=True))  # (B, 1, k)
     U = U * torch.where(pivot < 0, -1.0, 1.0).to(dtype)
+    info.multigrid = mg
     return lam, U, info

@@ -30,8 +30,15 @@ import pandas as pd
 
 from cheeger.study.statistics import summarize
 
-__all__ = ["DIAGNOSTICS", "cost_table", "diagnostics_table", "diagnostics_view",
-           "solver_summary", "solver_table"]  # fmt: skip
+__all__ = [
+    "DIAGNOSTICS",
+    "cost_table",
+    "diagnostics_table",
+    "diagnostics_view",
+    "inference_table",
+    "solver_summary",
+    "solver_table",
+]  # fmt: skip
 
 #: The history columns tabled, in order, with what each measures.
 DIAGNOSTICS: dict[str, str] = {
@@ -198,4 +205,38 @@ def cost_table(finals: Mapping[tuple[str, int], Mapping[str, Any]]) -> pd.DataFr
         seconds_per_epoch_std=("seconds_per_epoch", "std"),
         seconds_per_step=("seconds_per_step", "mean")).reset_index()  # fmt: skip
     table["ratio"] = table["seconds_per_epoch"] / table["seconds_per_epoch"].iloc[0]
+    return table[columns]
+
+
+def inference_table(evaluations: Mapping[tuple[str, int, str], Mapping[str, Any]],
+                    split: str) -> pd.DataFrame:  # fmt: skip
+    """Forward seconds per image at evaluation (the evaluation JSON's ``forward``), per head.
+
+    Args:
+        evaluations: ``(head, seed, split)`` -> the evaluation JSON; runs without a timed
+            forward (written before it was measured) are left out.
+        split: the split whose evaluations count.
+
+    Returns:
+        ``head, runs, seconds_per_image, seconds_per_image_std, ratio``: means over the runs;
+        ``ratio`` against the first head's (the runs share the machine: compare ratios).
+
+    Example:
+        >>> ev = {("conv", 0, "test"): {"forward": {"seconds_per_image": 0.1}},
+        ...       ("spectral", 0, "test"): {"forward": {"seconds_per_image": 0.3}}}
+        >>> inference_table(ev, "test")[["head", "ratio"]].values.tolist()
+        [['conv', 1.0], ['spectral', 3.0]]
+    """
+    rows = [{"head": head, "seed": seed,
+             "seconds_per_image": record["forward"]["seconds_per_image"]}
+            for (head, seed, name), record in evaluations.items()
+            if name == split
+            and (record.get("forward") or {}).get("seconds_per_image")]  # fmt: skip
+    columns = ["head", "runs", "seconds_per_image", "seconds_per_image_std", "ratio"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    table = pd.DataFrame(rows).groupby("head", sort=False).agg(
+        runs=("seed", "size"), seconds_per_image=("seconds_per_image", "mean"),
+        seconds_per_image_std=("seconds_per_image", "std")).reset_index()  # fmt: skip
+    table["ratio"] = table["seconds_per_image"] / table["seconds_per_image"].iloc[0]
     return table[columns]

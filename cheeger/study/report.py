@@ -51,6 +51,7 @@ from cheeger.study.diagnostics import (
     cost_table,
     diagnostics_table,
     diagnostics_view,
+    inference_table,
     solver_summary,
     solver_table,
 )
@@ -232,6 +233,16 @@ def _diagnostics_sections(sections: list[tuple[str, str]], tables: Path, save, d
                          "Means over each head's runs; the runs shared the machine two at a "
                          "time, so compare the ratios (to the first head), not the seconds.\n\n"
                          + cost.to_markdown(index=False, floatfmt=".3g")))  # fmt: skip
+    split = data.study.report_split
+    inference = inference_table(data.evaluations, split)
+    if len(inference):
+        T.write_table(inference, tables, "inference", caption=f"inference cost per head ({split})")
+        sections.append((f"Inference cost per head ({split} split, forward only)",
+                         "Mean forward seconds per image of each head's evaluation runs (first "
+                         "batch left out; the model inputs the evaluation JSON names, so cached "
+                         "encoder taps mean decoder and head only); the runs shared the machine, "
+                         "so compare the ratios (to the first head).\n\n"
+                         + inference.to_markdown(index=False, floatfmt=".3g")))  # fmt: skip
     runs = solver_table({**data.finals, **controls.finals})
     if len(runs):
         summary = solver_summary(runs)

@@ -39,6 +39,7 @@ from cheeger.training.snapshot import save_snapshot, snapshot_figure
 from cheeger.training.spec import RunSpec, flatten_keys
 from cheeger.training.validation import (
     SCALAR_METRICS,
+    ForwardTimer,
     evaluate_model,
     metrics_summary,
     predict_native,
@@ -52,6 +53,7 @@ __all__ = [
     "SCALAR_METRICS",
     "CosineSchedule",
     "DeviceUnavailableError",
+    "ForwardTimer",
     "NonFiniteLossError",
     "RunMismatchError",
     "RunMonitor",

@@ -16,7 +16,9 @@ Example:
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,8 +30,8 @@ from cheeger.heads import resize_logits
 from cheeger.metrics import SegmentationMetrics
 from cheeger.models import UNet
 
-__all__ = ["SCALAR_METRICS", "evaluate_model", "forward_batch", "metrics_summary",
-           "predict_native", "to_device"]  # fmt: skip
+__all__ = ["SCALAR_METRICS", "ForwardTimer", "evaluate_model", "forward_batch",
+           "metrics_summary", "predict_native", "to_device"]  # fmt: skip
 
 SCALAR_METRICS = (
     "miou", "pixel_accuracy", "class_accuracy", "boundary_miou",
@@ -73,6 +75,39 @@ def forward_batch(model: torch.nn.Module, batch: Mapping[str, Any], device: torc
     return model(to_device(batch["image"], device, channels_last))
 
 
+@dataclass
+class ForwardTimer:
+    """Wall time of the model's forward passes in :func:`evaluate_model` (inference cost).
+
+    The first batch is left out when there are more (it pays one-off costs: allocations,
+    caches); on CUDA the device is synchronised around each timed forward. Only the forward is
+    timed: not the data loading, the upsampling to native size or the metrics.
+
+    Attributes:
+        seconds: summed forward time of the timed batches.
+        images: images in the timed batches.
+        batches: timed batches.
+
+    Example:
+        >>> timer = ForwardTimer(seconds=2.0, images=8, batches=2)
+        >>> timer.per_image()
+        0.25
+    """
+
+    seconds: float = 0.0
+    images: int = 0
+    batches: int = 0
+
+    def per_image(self) -> float | None:
+        """Mean forward seconds per image, or ``None`` before any timed batch."""
+        return self.seconds / self.images if self.images else None
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _native_labels(logits: torch.Tensor, sizes: Sequence[Sequence[int]]) -> list[torch.Tensor]:
     """``B`` label maps from logits ``(B, K, H, W)``, each upsampled to its own size first."""
     return [resize_logits(logits[i : i + 1], size)[0].argmax(0) for i, size in enumerate(sizes)]
@@ -87,6 +122,7 @@ def evaluate_model(
     device: torch.device,
     channels_last: bool = False,
     observe: Callable[[Any, Mapping[str, Any]], None] | None = None,
+    timer: ForwardTimer | None = None,
 ) -> dict[str, torch.Tensor]:
     """All metrics of ``dataset`` (built with ``native=True``) at native label resolution.
 
@@ -97,6 +133,7 @@ def evaluate_model(
     is reset first, so it holds exactly this split afterwards (its confusion matrix included).
     ``observe(output, batch)``, if given, sees each batch's model output (a
     :class:`~cheeger.heads.HeadOutput`, e.g. for the head's internals) and the batch (``"id"``).
+    ``timer``, if given, accumulates the forward passes' wall time (:class:`ForwardTimer`).
 
     Returns:
         ``metrics.compute()``: a flat dict of float64 tensors (see
@@ -110,10 +147,19 @@ def evaluate_model(
     collate = getattr(dataset, "collate", collate_items)  # a feature cache stacks its taps
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     try:
-        for batch in loader:
+        for index, batch in enumerate(loader):
             targets = batch["native_label"]
+            timed = timer is not None and (index > 0 or len(loader) == 1)
+            if timed:
+                _sync(device)
+                start = time.perf_counter()
             with torch.no_grad():
                 output = forward_batch(model, batch, device, channels_last)
+            if timed:
+                _sync(device)
+                timer.seconds += time.perf_counter() - start
+                timer.images += len(targets)
+                timer.batches += 1
             if observe is not None:
                 observe(output, batch)
             preds = _native_labels(output.logits, [t.shape for t in targets])

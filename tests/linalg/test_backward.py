@@ -349,3 +349,54 @@ def test_backward_tol_reaches_the_complement_solve_and_is_checked(grid_laplacian
     assert 0 < error < 1e-1  # looser: a different, still close gradient
     with pytest.raises(ValueError, match="backward_tol must be in"):
         eigsh(A, 4, backward_tol=1.5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_preconditioned_complement_matches_the_dense_sum_in_fewer_iterations(grid_laplacian,
+                                                                             dtype):
+    from cheeger.linalg.multigrid import AggregationMultigrid
+
+    graphs = [grid_laplacian(24, 28, seed=s, regions=3) for s in range(2)]
+    A = torch.stack(graphs).coalesce()  # (2, 672, 672)
+    lam_all, U_all = torch.linalg.eigh(torch.stack([a.to_dense() for a in graphs]))
+    k = 6
+    lam, U = lam_all[:, :k], U_all[:, :, :k]
+    g = torch.randn(2, 672, k, dtype=D, generator=torch.Generator().manual_seed(5))
+    eps = torch.tensor([1e-3, 1e-4], dtype=D)
+    rest = U_all[:, :, k:]
+    ref = rest @ (broadened_inverse_gaps(lam_all[:, k:], lam, eps) * (rest.mT @ g))
+    op = SymmetricOperator.from_tensor(A.to(dtype))
+    args = (op, lam.to(dtype), U.to(dtype), g.to(dtype), eps.to(dtype))
+    plain = cocg_complement(*args)
+    mg = AggregationMultigrid(op, 1e-4, coarse_size=100, work_dtype=torch.float32)
+    pre = cocg_complement(*args, precond=mg)
+    assert not bool(pre.unmet.any()) and not bool(plain.unmet.any())
+    assert 3 * pre.iterations <= plain.iterations
+    for solution in (plain, pre):
+        x = -torch.view_as_real(solution.z)[..., 0]
+        x = x - U.to(dtype) @ (U.to(dtype).mT @ x)
+        bound = 1e-7 if dtype == torch.float64 else 2e-3
+        assert (x.double() - ref).norm() / ref.norm() < bound
+
+
+def test_lobpcg_backward_reuses_its_multigrid(grid_laplacian, monkeypatch):
+    from cheeger.linalg.multigrid import AggregationMultigrid
+
+    eigsh_module = importlib.import_module("cheeger.linalg.eigsh")
+    seen = []
+    real_term = eigsh_module.complement_term
+    monkeypatch.setattr(eigsh_module, "complement_term",
+                        lambda *a, **kw: seen.append(kw.get("precond")) or real_term(*a, **kw))
+    A = grid_laplacian(30, 32, seed=1, regions=3).requires_grad_()
+    w = torch.randn(960, 8, dtype=D, generator=torch.Generator().manual_seed(0))
+    grads = {}
+    for method, precond in (("lobpcg", True), ("lobpcg", False), ("lanczos", True)):
+        A.grad = None
+        lam, U = eigsh(A, 8, method=method, backward_precond=precond)
+        _loss(lam, U, w).backward()
+        grads[method, precond] = A.grad.coalesce().values()
+    assert isinstance(seen[0], AggregationMultigrid) and seen[1] is None and seen[2] is None
+    ref = grads["lobpcg", False]
+    # the same forward, so the same gradient to the solve's tolerance (Lanczos's eigenvectors
+    # differ inside near-degenerate clusters: its gradient is not compared)
+    assert (grads["lobpcg", True] - ref).norm() / ref.norm() < 1e-7

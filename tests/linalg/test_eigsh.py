@@ -164,6 +164,14 @@ def test_combinatorial_laplacian_is_detected():
 
 
 def test_large_laplacians_route_to_lobpcg():
+    from cheeger.linalg.eigsh import LOBPCG_MIN_N
+
+    # the default threshold: a Laplacian of LOBPCG_MIN_N nodes goes to LOBPCG, one below to
+    # Lanczos (the spectral head's 45 x 60 graphs are above it, 23 x 30 below)
+    assert 23 * 30 < LOBPCG_MIN_N <= 45 * 60
+    big, small = uniform_grid(32, LOBPCG_MIN_N // 32), uniform_grid(23, 30)
+    assert eigsh(big, 16, return_info=True)[2].method == "lobpcg"
+    assert eigsh(small, 8, return_info=True)[2].method.startswith("lanczos")
     A = uniform_grid(20, 40, 6)
     _, _, info = eigsh(A, 16, lobpcg_min_n=800, return_info=True)
     assert info.method == "lobpcg"

@@ -8,7 +8,13 @@ import torch.nn.functional as F
 
 from cheeger.metrics import SegmentationMetrics, boundary_iou, mean_iou
 from cheeger.models import UNet
-from cheeger.training import SCALAR_METRICS, evaluate_model, metrics_summary, predict_native
+from cheeger.training import (
+    SCALAR_METRICS,
+    ForwardTimer,
+    evaluate_model,
+    metrics_summary,
+    predict_native,
+)
 
 
 class _Fake:
@@ -61,6 +67,35 @@ def test_evaluate_model_matches_the_list_functions_and_restores_train_mode():
     assert float(result["boundary_miou"]) == pytest.approx(float(bmiou))
     again = evaluate_model(model, data, metrics, batch_size=3, device=torch.device("cpu"))
     assert float(again["miou"]) == float(result["miou"])  # metrics reset, batch size irrelevant
+
+
+class _Slow(torch.nn.Module):
+    """A model whose forward sleeps ``delay`` seconds per image: the timer must see them."""
+
+    def __init__(self, delay: float):
+        super().__init__()
+        self.inner, self.delay = UNet(3, depth=1, width=4), delay
+
+    def forward(self, images):
+        import time
+
+        time.sleep(self.delay * images.shape[0])
+        return self.inner(images)
+
+
+def test_forward_timer_times_the_forward_without_the_first_batch():
+    data = _Fake()
+    metrics = SegmentationMetrics(3, ignore_index=None)
+    timer = ForwardTimer()
+    evaluate_model(_Slow(0.05), data, metrics, batch_size=2, device=torch.device("cpu"),
+                   timer=timer)  # fmt: skip
+    # batches of 2 and 1 images: the first is warm-up, the second (1 image) is timed
+    assert (timer.batches, timer.images) == (1, 1)
+    assert 0.05 <= timer.per_image() < 0.5
+    one = ForwardTimer()  # a single batch is timed (nothing else would be)
+    evaluate_model(_Slow(0.02), data, metrics, batch_size=3, device=torch.device("cpu"), timer=one)
+    assert (one.batches, one.images) == (1, 3) and one.per_image() >= 0.02
+    assert ForwardTimer().per_image() is None
 
 
 def test_metrics_summary_names_classes_and_turns_nan_into_null():

@@ -223,10 +223,12 @@ def evaluate_run(
         **summary,
         "spectral": spectral.summary(),
         "forward": {"seconds_per_image": timer.per_image(), "images": timer.images,
+                    "batches": timer.batches, "skipped_batches": timer.skipped,
                     "batch_size": config.batch_size, "threads": torch.get_num_threads(),
                     "device": str(torch_device),
-                    "what": "the model's forward on the model inputs above, first batch left "
-                            "out; no data loading, upsampling or metrics"},
+                    "what": "the inputs' move to the device and the model's forward on the "
+                            "model inputs above (skipped: the first, warm-up batch); no data "
+                            "loading, upsampling or metrics"},
         "confusion_matrix": confmat.tolist(),
     }  # fmt: skip
 

@@ -118,10 +118,13 @@ class _EigshFunction(torch.autograd.Function):
         else:
             P = subspace_term(lam, U, g_lam, g_U, eps)  # (B, n, k)
             if opts.backward == "full" and g_U is not None:
-                # the forward's multigrid (LOBPCG's T ~ (A + tau I)^{-1}) preconditions it
+                # the forward's multigrid (LOBPCG's T ~ (A + tau I)^{-1}) preconditions it;
+                # preconditioned solves take 12-24 iterations (trained camvid_lite0 graphs), so a
+                # stall is declared and the cap reached 5x sooner than for the plain solve
                 precond = opts.multigrid if opts.backward_precond else None
+                limits = {} if precond is None else {"patience": 40, "maxiter": 400}
                 P = P + complement_term(op, lam, U, g_U, eps, tol=opts.backward_tol,
-                                        precond=precond)  # fmt: skip
+                                        precond=precond, **limits)  # fmt: skip
         grad = op.pattern_inner(P, U)  # dense (B, n, n) or values on A's pattern (nnz,)
         if op.layout == torch.strided:
             return (grad if op.batched else grad[0]), None

@@ -139,7 +139,9 @@ def _iterative_solve(op: SymmetricOperator, opts: _Options, method: str, tol: fl
         )  # fmt: skip
         m = block or opts.k + max(4, opts.k // 4)
         precond = raw.precond
-        opts.multigrid = raw.multigrid
+        # kept (with ctx) until the backward only where its complement solve will use it
+        keep = opts.backward == "full" and opts.backward_precond
+        opts.multigrid = raw.multigrid if keep else None
     else:
         lam, U, raw = block_lanczos(
             op.matmul, op.batch, op.n, opts.k, dtype=op.dtype, device=op.device,
@@ -254,6 +256,7 @@ def _forward_iterative(op: SymmetricOperator, opts: _Options, tol: float):
         # is solved exactly instead
         first = info
         lam, U, lam_all, U_all = _dense_solve(op, opts.k)
+        opts.multigrid = None  # the whole eigenbasis is known: no complement solve
         info = _dense_info(op, lam, U, lam_all, tol)
         info.method = f"{first.method}->dense"
         info.restarts, info.matvecs = first.restarts, first.matvecs

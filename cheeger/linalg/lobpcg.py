@@ -36,12 +36,9 @@ from dataclasses import dataclass
 import torch
 
 from cheeger.linalg.multigrid import AggregationMultigrid
-from cheeger.linalg.operator import SymmetricOperator, compact_csr
+from cheeger.linalg.operator import SymmetricOperator
 
 __all__ = ["LobpcgInfo", "lobpcg", "lobpcg_eigsh"]
-
-# relative residual at which a float64 solve leaves its float32 first phase (see lobpcg_eigsh)
-FIRST_PHASE_TOL = 1e-4
 
 
 @dataclass
@@ -195,7 +192,6 @@ def lobpcg(
     anorm: torch.Tensor,
     tol: float | None = None,
     maxiter: int = 500,
-    block: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, LobpcgInfo]:
     """Smallest ``k`` eigenpairs by LOBPCG from the starting block ``X``.
 
@@ -210,7 +206,6 @@ def lobpcg(
         anorm: ``(B,)`` estimate of ``||A||_2`` (residuals are relative to it).
         tol: relative residual tolerance (default 1e-10 in float64, 1e-5 in float32).
         maxiter: iteration cap (the result is then flagged unconverged).
-        block: if a list, the final block ``(B, n, m)`` (guard columns included) is appended.
 
     Returns:
         ``(eigenvalues (B, k) ascending, eigenvectors (B, n, k), LobpcgInfo)``.
@@ -290,8 +285,6 @@ def lobpcg(
     U = X[..., :k].contiguous()
     lam = (U * AX[..., :k]).sum(-2)  # Rayleigh quotients of the returned vectors themselves
     info = LobpcgInfo(it, matvecs, res[:, :k], conv.all(-1), tol, anorm, precond=applications)
-    if block is not None:
-        block.append(X)  # (B, n, m): guards included, the start of a more precise phase
     return lam, U, info
 
 
@@ -318,7 +311,6 @@ def lobpcg_eigsh(
     generator: torch.Generator | None = None,
     X0: torch.Tensor | None = None,
     shift: float = 1e-4,
-    mixed: bool = True,
     **multigrid: object,
 ) -> tuple[torch.Tensor, torch.Tensor, LobpcgInfo]:
     """Smallest ``k`` eigenpairs of a positive semi-definite ``op`` by multigrid-preconditioned
@@ -339,9 +331,6 @@ def lobpcg_eigsh(
         generator: source of the random columns (only used when the start needs them).
         X0: ``(B, n, p)`` warm start.
         shift: ``tau`` relative to the spectrum's scale.
-        mixed: for float64 ``op`` and ``tol < FIRST_PHASE_TOL``, iterate in float32 until every
-            wanted residual is below ``FIRST_PHASE_TOL``, then in float64 from that block (the
-            result is float64 throughout: the second phase recomputes every residual).
         **multigrid: options of :class:`~cheeger.linalg.multigrid.AggregationMultigrid`.
 
     Returns:
@@ -376,8 +365,16 @@ def lobpcg_eigsh(
     mg = AggregationMultigrid(op, tau, **multigrid)
     parts = [] if X0 is None else [X0.to(dtype)[..., :m]]
     have = 0 if X0 is None else parts[0].shape[-1]
+    if have < m - 1:
+        parts.append(mg.coarse_eigenvectors(m - 1 - have))
     if have < m:
-        parts.append(mg.coarse_eigenvectors(m - have))
+        # The last guard starts random. Coarse eigenvectors of a graph made of identical pieces
+        # are localised in some pieces, and LOBPCG's new directions T R never leave the pieces
+        # the block covers (T is block diagonal over them), so a copy of a repeated eigenvalue
+        # in another piece was missed and the solve reported converged (20 x 40 grid cut into 12
+        # identical strips, k = 16: one of the 12 copies of lambda_2). A random column covers
+        # every piece; the preconditioner turns it towards the lowest modes within iterations.
+        parts.append(torch.randn(B, n, 1, dtype=dtype, device=device, generator=generator))
     X = torch.cat(parts, -1)  # (B, n, m)
     # columns the coarse space could not fill (tiny graphs) become random
     empty = _colnorm(X) == 0  # (B, m)
@@ -385,28 +382,7 @@ def lobpcg_eigsh(
         fresh = torch.randn(X.shape, dtype=dtype, device=device, generator=generator)
         X = torch.where(empty[:, None, :], fresh, X)
     anorm = _norm_estimate(matmul, B, n, dtype, device)
-    first = None
-    if dtype == torch.float64 and mixed and tol < FIRST_PHASE_TOL:
-        # a float32 first phase: until the residuals reach FIRST_PHASE_TOL (well above float32's
-        # floor) the iterations only need directions, and float32 products and block updates move
-        # half the memory; the float64 phase then starts from the whole block, guards included
-        low = compact_csr(op.csr, torch.float32)
-
-        def matmul32(Y: torch.Tensor) -> torch.Tensor:
-            return (low @ Y.reshape(B * n, -1)).reshape(B, n, -1)
-
-        block: list[torch.Tensor] = []
-        _, _, first = lobpcg(
-            matmul32, mg, X.float(), k, anorm=anorm.float(), tol=FIRST_PHASE_TOL,
-            maxiter=maxiter, block=block,
-        )  # fmt: skip
-        X = block[0].to(dtype)
-        maxiter = max(maxiter - first.restarts, 0)
     lam, U, info = lobpcg(matmul, mg, X, k, anorm=anorm, tol=tol, maxiter=maxiter)
-    if first is not None:
-        info.restarts += first.restarts
-        info.matvecs += first.matvecs
-        info.precond += first.precond
     pivot = torch.gather(U, -2, U.abs().argmax(dim=-2, keepdim=True))  # (B, 1, k)
     U = U * torch.where(pivot < 0, -1.0, 1.0).to(dtype)
     info.multigrid = mg

@@ -67,9 +67,25 @@ def _strong(rows, cols, s, n: int, theta: float) -> torch.Tensor:
     return (s > 0) & (s >= theta * torch.maximum(top[rows], top[cols]))
 
 
+def _tie_break(rows: torch.Tensor, cols: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``s`` times ``1 + 1e-3 h``, ``h`` in ``[0, 1)`` a hash of the unordered pair ``{i, j}``.
+
+    With exactly equal strengths (a uniform grid, the plain-grid control) every node proposes to
+    its smallest neighbour: a chain with no mutual pair, so nothing coarsens and the "hierarchy"
+    is one dense level (measured: a uniform 45 x 60 8-neighbour grid, batch 4, stayed at 10,800
+    nodes and LOBPCG took 5.1 s where Lanczos took 0.3 s). A symmetric, deterministic
+    perturbation makes the locally heaviest edge unique; 0.1% moves no real coupling's rank.
+    """
+    lo, hi = torch.minimum(rows, cols), torch.maximum(rows, cols)
+    h = (lo * 2654435761 + hi * 40503) % 1048573  # an integer hash, symmetric in (i, j)
+    return s * (1 + 1e-3 * h.to(s.dtype) / 1048573)
+
+
 def _match(rows, cols, s, n: int, rounds: int = 2) -> torch.Tensor:
-    """Aggregate label of each node (the smallest node of its aggregate) by heavy-edge matching."""
+    """Aggregate label of each node (the smallest node of its aggregate) by heavy-edge matching
+    (ties broken by :func:`_tie_break`)."""
     device = rows.device
+    s = _tie_break(rows, cols, s)
     node = torch.arange(n, device=device)
     label = torch.full((n,), -1, dtype=torch.int64, device=device)
     none = torch.iinfo(torch.int64).max

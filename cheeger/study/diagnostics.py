@@ -222,10 +222,10 @@ def inference_table(evaluations: Mapping[tuple[str, int, str], Mapping[str, Any]
         ``ratio`` against the first head's (the runs share the machine: compare ratios).
 
     Example:
-        >>> ev = {("conv", 0, "test"): {"forward": {"seconds_per_image": 0.1}},
-        ...       ("spectral", 0, "test"): {"forward": {"seconds_per_image": 0.3}}}
+        >>> ev = {("conv", 0, "test"): {"forward": {"seconds_per_image": 0.125}},
+        ...       ("spectral", 0, "test"): {"forward": {"seconds_per_image": 0.25}}}
         >>> inference_table(ev, "test")[["head", "ratio"]].values.tolist()
-        [['conv', 1.0], ['spectral', 3.0]]
+        [['conv', 1.0], ['spectral', 2.0]]
     """
     rows = [{"head": head, "seed": seed,
              "seconds_per_image": record["forward"]["seconds_per_image"]}

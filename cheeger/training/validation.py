@@ -80,13 +80,16 @@ class ForwardTimer:
     """Wall time of the model's forward passes in :func:`evaluate_model` (inference cost).
 
     The first batch is left out when there are more (it pays one-off costs: allocations,
-    caches); on CUDA the device is synchronised around each timed forward. Only the forward is
-    timed: not the data loading, the upsampling to native size or the metrics.
+    caches); on CUDA and MPS the device is synchronised around each timed forward. Timed: the
+    move of the batch's inputs to the device (a no-op on CPU but for a memory-format change)
+    and the model's forward; not the data loading, the upsampling to native size or the
+    metrics.
 
     Attributes:
         seconds: summed forward time of the timed batches.
         images: images in the timed batches.
         batches: timed batches.
+        skipped: batches left out (the first, when there were more).
 
     Example:
         >>> timer = ForwardTimer(seconds=2.0, images=8, batches=2)
@@ -97,6 +100,7 @@ class ForwardTimer:
     seconds: float = 0.0
     images: int = 0
     batches: int = 0
+    skipped: int = 0
 
     def per_image(self) -> float | None:
         """Mean forward seconds per image, or ``None`` before any timed batch."""
@@ -106,6 +110,8 @@ class ForwardTimer:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def _native_labels(logits: torch.Tensor, sizes: Sequence[Sequence[int]]) -> list[torch.Tensor]:
@@ -150,6 +156,8 @@ def evaluate_model(
         for index, batch in enumerate(loader):
             targets = batch["native_label"]
             timed = timer is not None and (index > 0 or len(loader) == 1)
+            if timer is not None and not timed:
+                timer.skipped += 1
             if timed:
                 _sync(device)
                 start = time.perf_counter()

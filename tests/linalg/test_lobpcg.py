@@ -111,27 +111,6 @@ def test_float32(grid_laplacian):
     assert info.residuals.max() < 1e-5
 
 
-def test_float32_first_phase_of_float64_solves(grid_laplacian):
-    A = grid_laplacian(40, 40, seed=8, regions=3)
-    op = SymmetricOperator.from_tensor(A)
-    lam_m, U_m, mixed = lobpcg_eigsh(op, 8, tol=1e-10)
-    lam_d, _, _ = lobpcg_eigsh(op, 8, tol=1e-10, mixed=False)
-    assert lam_m.dtype == U_m.dtype == torch.float64
-    ref = np.linalg.eigvalsh(A.to_dense().numpy())[:8]
-    assert np.abs(lam_m[0].numpy() - ref).max() < 1e-11
-    assert np.abs(lam_d[0].numpy() - ref).max() < 1e-11
-    assert bool(mixed.converged.all()) and mixed.residuals.max() <= 1e-10
-    # the result is float64-accurate: residuals far below float32's floor (~1e-7)
-    res = (A @ U_m[0] - U_m[0] * lam_m[0]).norm(dim=0) / float(mixed.anorm[0])
-    assert res.max() < 1e-9
-    # counts cover both phases: the float32 phase did iterations and products of its own
-    assert mixed.restarts >= 2 and mixed.matvecs > 0 and mixed.precond > 0
-    # a loose tolerance needs no float32 phase; the result then equals the plain one exactly
-    a = lobpcg_eigsh(op, 8, tol=1e-3)
-    b = lobpcg_eigsh(op, 8, tol=1e-3, mixed=False)
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-
-
 def test_deterministic_and_warm_start(grid_laplacian):
     A = grid_laplacian(40, 40, seed=6, regions=3)
     a = eigsh(A, 8, method="lobpcg", seed=3)

@@ -113,6 +113,34 @@ def test_hierarchy_coarsens_and_keeps_graphs_apart():
     assert set(mg.levels[-1].bidx.tolist()) == {0, 1}
 
 
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_uniform_grids_and_paths_coarsen(connectivity):
+    # every coupling equal: without a tie-break each node proposes to its smallest neighbour,
+    # nothing pairs up, and the hierarchy stays one dense level
+    H, W = 30, 40
+    idx = torch.arange(H * W).reshape(H, W)
+    pairs = [(idx[:, :-1], idx[:, 1:]), (idx[:-1, :], idx[1:, :])]
+    if connectivity == 8:
+        pairs += [(idx[:-1, :-1], idx[1:, 1:]), (idx[:-1, 1:], idx[1:, :-1])]
+    r = torch.cat([a.reshape(-1) for a, _ in pairs])
+    c = torch.cat([b.reshape(-1) for _, b in pairs])
+    n = H * W
+    deg = torch.zeros(n, dtype=D).index_add_(0, r, torch.ones(r.shape[0], dtype=D))
+    deg = deg.index_add_(0, c, torch.ones(c.shape[0], dtype=D))
+    L = torch.sparse_coo_tensor(
+        torch.stack([torch.cat([r, c, torch.arange(n)]), torch.cat([c, r, torch.arange(n)])]),
+        torch.cat([-torch.ones(2 * r.shape[0], dtype=D), deg]), (n, n)).coalesce()  # fmt: skip
+    mg = AggregationMultigrid(SymmetricOperator.from_tensor(L), 1e-3, coarse_size=100)
+    sizes = [lv.inv_diag.shape[0] for lv in mg.levels]
+    assert len(sizes) >= 2 and sizes[-1] <= 100
+    assert all(2 * c <= f for f, c in itertools.pairwise(sizes))
+    i = torch.arange(1000)  # a path: each interior node ties between its two neighbours
+    e = torch.stack([torch.cat([i[:-1], i[1:], i]), torch.cat([i[1:], i[:-1], i])])
+    path = torch.sparse_coo_tensor(e, torch.cat([-torch.ones(1998), 2 * torch.ones(1000)]).to(D))
+    mg = AggregationMultigrid(SymmetricOperator.from_tensor(path.coalesce()), 1e-3, coarse_size=20)
+    assert len(mg.levels) >= 3
+
+
 def test_preconditioner_is_symmetric_positive_definite():
     # LOBPCG and PCG need a symmetric positive definite T: check on random vectors
     _, _, Lsym = _laplacians(30, 30, seed=7)

@@ -90,11 +90,11 @@ def test_forward_timer_times_the_forward_without_the_first_batch():
     evaluate_model(_Slow(0.05), data, metrics, batch_size=2, device=torch.device("cpu"),
                    timer=timer)  # fmt: skip
     # batches of 2 and 1 images: the first is warm-up, the second (1 image) is timed
-    assert (timer.batches, timer.images) == (1, 1)
+    assert (timer.batches, timer.images, timer.skipped) == (1, 1, 1)
     assert 0.05 <= timer.per_image() < 0.5
     one = ForwardTimer()  # a single batch is timed (nothing else would be)
     evaluate_model(_Slow(0.02), data, metrics, batch_size=3, device=torch.device("cpu"), timer=one)
-    assert (one.batches, one.images) == (1, 3) and one.per_image() >= 0.02
+    assert (one.batches, one.images, one.skipped) == (1, 3, 0) and one.per_image() >= 0.02
     assert ForwardTimer().per_image() is None
 
 

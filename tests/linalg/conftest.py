@@ -60,3 +60,9 @@ def grid_laplacian():
 @pytest.fixture
 def laplacian_from_edges():
     return _sym_laplacian
+
+
+@pytest.fixture
+def grid_edges():
+    """``make(H, W, connectivity=4)``: the upper edges ``(rows, cols)`` of a pixel grid."""
+    return _grid_edges

@@ -114,22 +114,12 @@ def test_hierarchy_coarsens_and_keeps_graphs_apart():
 
 
 @pytest.mark.parametrize("connectivity", [4, 8])
-def test_uniform_grids_and_paths_coarsen(connectivity):
+def test_uniform_grids_and_paths_coarsen(connectivity, grid_edges, laplacian_from_edges):
     # every coupling equal: without a tie-break each node proposes to its smallest neighbour,
     # nothing pairs up, and the hierarchy stays one dense level
     H, W = 30, 40
-    idx = torch.arange(H * W).reshape(H, W)
-    pairs = [(idx[:, :-1], idx[:, 1:]), (idx[:-1, :], idx[1:, :])]
-    if connectivity == 8:
-        pairs += [(idx[:-1, :-1], idx[1:, 1:]), (idx[:-1, 1:], idx[1:, :-1])]
-    r = torch.cat([a.reshape(-1) for a, _ in pairs])
-    c = torch.cat([b.reshape(-1) for _, b in pairs])
-    n = H * W
-    deg = torch.zeros(n, dtype=D).index_add_(0, r, torch.ones(r.shape[0], dtype=D))
-    deg = deg.index_add_(0, c, torch.ones(c.shape[0], dtype=D))
-    L = torch.sparse_coo_tensor(
-        torch.stack([torch.cat([r, c, torch.arange(n)]), torch.cat([c, r, torch.arange(n)])]),
-        torch.cat([-torch.ones(2 * r.shape[0], dtype=D), deg]), (n, n)).coalesce()  # fmt: skip
+    rows, cols = grid_edges(H, W, connectivity)
+    L = laplacian_from_edges(rows, cols, torch.ones(rows.shape[0], dtype=D), H * W)
     mg = AggregationMultigrid(SymmetricOperator.from_tensor(L), 1e-3, coarse_size=100)
     sizes = [lv.inv_diag.shape[0] for lv in mg.levels]
     assert len(sizes) >= 2 and sizes[-1] <= 100

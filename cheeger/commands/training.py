@@ -51,7 +51,7 @@ def _run_train(args: argparse.Namespace) -> int:
     """Train (or resume) one run; print its validation scores."""
     from cheeger.data import load_manifest
     from cheeger.heads import head_names
-    from cheeger.study.config import study_section
+    from cheeger.study.config import DEFAULT_HEADS, study_section
     from cheeger.training import RunSpec, train  # heavy (torchmetrics, matplotlib, DVCLive)
 
     params = load_params(args.params)
@@ -66,7 +66,7 @@ def _run_train(args: argparse.Namespace) -> int:
         raise ParamsError(f"--seed: expected an int >= 0, got {args.seed}")
     set_threads(args.threads)
     # parity is checked among the heads the profile's study compares (not every registered one)
-    compared = study_section(params, args.profile, origin=origin).get("heads", ("conv", "spectral"))
+    compared = study_section(params, args.profile, origin=origin).get("heads", DEFAULT_HEADS)
     options = {name: head_options(params, name, args.profile, origin=origin)
                for name in head_names() if name in HEAD_OPTION_READERS
                and (name in compared or name == args.head)}  # fmt: skip

@@ -71,6 +71,11 @@ Gradient paths
 All tested in ``tests/heads/test_neuralef.py`` (exactly zero gradients where claimed, nonzero
 elsewhere).
 
+Inference: in eval mode under ``torch.no_grad()`` the head returns ``losses = {}`` (logits and
+internals as ever): no loss could be used there, and the NeuralEF fit, the second filtering and
+the Rayleigh term were ~15% of the head's eval forward (``benchmarks/neuralef_head.py
+--timing``). In training mode, or with autograd on, all three terms are returned.
+
 Basis invariance: flipping the sign of any output of ``psi`` leaves the logits unchanged (the
 QR basis changes at most by the signs of its columns; the Rayleigh quotients and
 ``U diag(h) U^T`` are even in each column). A rotation
@@ -327,6 +332,38 @@ class NeuralEFHead(Head):
         # psi_j sqrt(n) / ||psi_j||, per image
         return psi * (n**0.5 / psi.norm(dim=1, keepdim=True).clamp_min(1e-12))
 
+    def _losses(
+        self,
+        psi: torch.Tensor,
+        L: torch.Tensor,
+        U: torch.Tensor,
+        response_c: torch.Tensor,
+        lam_c: torch.Tensor,
+        x_low: torch.Tensor,
+        edge: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """The head's loss terms: the NeuralEF fit of ``psi`` ``(B, n, k)`` to the kernel of
+        ``L``, the Rayleigh consistency of the prediction ``x_low`` ``(B, K, h, w)`` filtered by
+        the constant ``response_c`` ``(B, k, channels)`` on the basis ``U``, and the bulk
+        penalty above ``edge`` ``(B,)``."""
+        batch, _, h, w = x_low.shape
+        n = h * w
+        y_c = spectral_filtering(U, response_c, x_low.flatten(2).mT)  # (B, n, K)
+        probs_low = torch.softmax(x_low + y_c.mT.reshape(batch, self.num_classes, h, w), 1)
+        if L.is_sparse:
+            kernels = _kernels(L)
+        else:
+            eye = torch.eye(n, dtype=L.dtype, device=L.device)
+            kernels = list(n * (eye - L.detach()))
+        with record_function("cheeger::neuralef_loss"):
+            fit = torch.stack([neuralef_loss(p, kern, self.cfg.beta)
+                               for p, kern in zip(psi, kernels, strict=True)]).mean()  # fmt: skip
+        return {
+            "neuralef": fit,
+            "rayleigh": rayleigh_quotient_loss(probs_low, L.detach()),
+            "bulk": bulk_penalty(response_c, lam_c, edge),
+        }
+
     def forward(self, features: torch.Tensor, out_size: Sequence[int]) -> HeadOutput:
         cfg = self.cfg
         x = self.classifier(features)  # (B, K, H, W)
@@ -358,22 +395,9 @@ class NeuralEFHead(Head):
         # extra terms: the graph, lambda and U are constants (module docstring, "Gradient paths")
         lam_c = lam.detach()
         response_c = self.filter(lam_c)  # (B, k, channels)
-        y_c = spectral_filtering(U, response_c, x_low.flatten(2).mT)  # (B, n, K)
-        probs_low = torch.softmax(x_low + y_c.mT.reshape(batch, self.num_classes, h, w), 1)
         edge = self._noise_edge(g_low)  # (B,)
-        if L.is_sparse:
-            kernels = _kernels(L)
-        else:
-            eye = torch.eye(n, dtype=L.dtype, device=L.device)
-            kernels = list(n * (eye - L.detach()))
-        with record_function("cheeger::neuralef_loss"):
-            fit = torch.stack([neuralef_loss(p, kern, cfg.beta)
-                               for p, kern in zip(psi, kernels, strict=True)]).mean()  # fmt: skip
-        losses = {
-            "neuralef": fit,
-            "rayleigh": rayleigh_quotient_loss(probs_low, L.detach()),
-            "bulk": bulk_penalty(response_c, lam_c, edge),
-        }
+        losses = (self._losses(psi, L, U, response_c, lam_c, x_low, edge)
+                  if self.training or torch.is_grad_enabled() else {})  # fmt: skip
         gram = U.mT @ U  # (B, k, k)
         eye_k = torch.eye(cfg.k, dtype=U.dtype, device=U.device)
         order = lam_c.argsort(-1)  # snapshots expect ascending eigenvalues

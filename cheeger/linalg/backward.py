@@ -39,6 +39,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -181,6 +182,32 @@ def subspace_term(
     return P
 
 
+def _default_tol(dtype: torch.dtype) -> float:
+    """The complement solve's relative residual target when none is given."""
+    return 1e-10 if dtype == torch.float64 else 1e-5
+
+
+def _project(U: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """``P Y = Y - U (U^T Y)`` on real ``Y`` ``(B, n, m)``: the projector off ``span(U)``."""
+    return torch.baddbmm(Y, U, U.transpose(-1, -2) @ Y, alpha=-1)  # (B, n, m)
+
+
+def _on_columns(
+    fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+    Y: torch.Tensor,
+    cols: torch.Tensor,
+) -> torch.Tensor:
+    """``fn`` applied to the columns ``cols`` (a ``(k,)`` mask) of ``Y`` ``(B, n, k)`` only, the
+    other columns of the result left 0; ``fn(Y_cols, idx)`` gets the selected columns' indices
+    (``None`` when all are selected)."""
+    if bool(cols.all()):
+        return fn(Y, None)
+    idx = cols.nonzero().squeeze(1)  # (m,)
+    out = torch.zeros_like(Y)
+    out[..., idx] = fn(Y[..., idx].contiguous(), idx)
+    return out  # (B, n, k)
+
+
 @dataclass(frozen=True)
 class ComplementSolution:
     """What :func:`cocg_complement` returns.
@@ -188,18 +215,19 @@ class ComplementSolution:
     Attributes:
         z: ``(B, n, k)`` complex solutions.
         residual: ``(B, k)`` recursive residual norm of each returned column.
-        target: ``(B, k)`` the residual target (``tol ||g_i||``).
-        unmet: ``(B, k)`` columns returned above their target.
+        unmet: ``(B, k)`` columns returned above their target (``tol ||g_i||``).
         stalled: ``(B, k)`` of those, the ones stopped by ``patience``.
         iterations: COCG iterations run.
+        tol, maxiter: the relative target and the iteration cap the solve ran with.
     """
 
     z: torch.Tensor
     residual: torch.Tensor
-    target: torch.Tensor
     unmet: torch.Tensor
     stalled: torch.Tensor
     iterations: int = 0
+    tol: float = 0.0
+    maxiter: int = 0
 
 
 def cocg_complement(
@@ -249,9 +277,8 @@ def cocg_complement(
         columns stopped above the target (stalled or out of iterations).
     """
     if tol is None:
-        tol = 1e-10 if U.dtype == torch.float64 else 1e-5
+        tol = _default_tol(U.dtype)
     B, n, k = U.shape
-    Ut = U.transpose(-1, -2)
 
     # The iterates are complex (B, n, k), but every product is done in real arithmetic on the
     # (B, n, 2k) real view of their interleaved (re, im) parts: A and U are real, so one real
@@ -264,9 +291,6 @@ def cocg_complement(
     def cplx(Y: torch.Tensor) -> torch.Tensor:  # (B, n, 2m) real -> (B, n, m) complex view
         return torch.view_as_complex(Y.reshape(B, n, Y.shape[-1] // 2, 2))
 
-    def project(Y: torch.Tensor) -> torch.Tensor:  # P Y on a real (B, n, m)
-        return torch.baddbmm(Y, U, Ut @ Y, alpha=-1)
-
     shift = (lam[:, None, :] + 1j * eps[:, None, None]).to(  # (B, 1, k)
         torch.complex128 if U.dtype == torch.float64 else torch.complex64
     )
@@ -275,7 +299,7 @@ def cocg_complement(
         # P (B_i - i eps) P Z on complex Z (B, n, m): all k columns, or the columns `cols`
         AZ = cplx(op.matmul(real(Z)))  # one product with 2m real columns
         sigma = shift if cols is None else shift[..., cols]  # (B, 1, m)
-        return cplx(project(real(AZ - sigma * Z)))
+        return cplx(_project(U, real(AZ - sigma * Z)))
 
     # column sums over n of the real view (a complex reduction over a non-innermost dim, or a
     # complex `abs`, is several times slower)
@@ -285,17 +309,17 @@ def cocg_complement(
     def norm(Z: torch.Tensor) -> torch.Tensor:  # (B, k) column 2-norms
         return real(Z).square().sum(-2).reshape(B, k, 2).sum(-1).sqrt()
 
-    def precondition(R: torch.Tensor) -> torch.Tensor:
+    def precondition(R: torch.Tensor, cols: torch.Tensor | None = None) -> torch.Tensor:
         # P T P R on complex R (B, n, m): T is real, so one application serves both parts
-        return cplx(project(precond(project(real(R)))))
+        return cplx(_project(U, precond(_project(U, real(R)))))
 
-    rhs = project(g_U).to(shift.dtype)  # (B, n, k) complex
+    rhs = _project(U, g_U).to(shift.dtype)  # (B, n, k) complex
     # relative to the whole cotangent: when g_i lies almost inside span(U) the projected
     # right-hand side is rounding-sized and cannot be solved to a relative tolerance of itself
     target = tol * g_U.norm(dim=-2)  # (B, k)
     z = torch.zeros_like(rhs)
     r = rhs.clone()
-    s = r if precond is None else precondition(r)
+    s = r if precond is None else precondition(r)  # (B, n, k)
     p = s.clone()
     rho = bilinear(r, s)  # (B, k)
     residual = norm(r)
@@ -319,26 +343,16 @@ def cocg_complement(
         # Columns converge at different rates (on 8 trained-encoder CamVid graphs of 45 x 60,
         # k = 16: 47 to 100 iterations to 1e-5): the product is taken on the columns still
         # active in some graph of the batch only, 35-40% fewer column products there. A finished
-        # column's q is never read (its alpha is 0), so it is left 0.
+        # column's q is never read (its alpha is 0), so it is left 0; the same for the
+        # preconditioner's s.
         cols = active.any(0)  # (k,)
-        if bool(cols.all()):
-            q = system(p)
-        else:
-            idx = cols.nonzero().squeeze(1)  # (m,)
-            q = torch.zeros_like(p)
-            q[..., idx] = system(p[..., idx].contiguous(), idx)
+        q = _on_columns(system, p, cols)
         pq = bilinear(p, q)
         ok = active & (pq != 0)  # a NaN is not frozen: it reaches the gradient, which is checked
         alpha = torch.where(ok, rho / pq.where(ok, 1.0), 0.0)[:, None, :]  # (B, 1, k)
         z.add_(alpha * p)
         r.sub_(alpha * q)
-        if precond is None:
-            s = r
-        elif bool(cols.all()):
-            s = precondition(r)
-        else:  # as for the product: only the columns still active in some graph
-            s = torch.zeros_like(r)
-            s[..., idx] = precondition(r[..., idx].contiguous())
+        s = r if precond is None else _on_columns(precondition, r, cols)
         rho_new = bilinear(r, s)
         beta = torch.where(ok, rho_new / rho.where(rho != 0, 1.0), 0.0)
         p = torch.addcmul(s, beta[:, None, :], p)
@@ -355,7 +369,7 @@ def cocg_complement(
     unmet = (residual > target) & (active | stalled)
     z = torch.where(unmet[:, None, :], z_best, z)
     residual = torch.where(unmet, lowest, residual)
-    return ComplementSolution(z, residual, target, unmet, unmet & stalled, iterations)
+    return ComplementSolution(z, residual, unmet, unmet & stalled, iterations, tol, maxiter)
 
 
 def complement_term(
@@ -364,14 +378,11 @@ def complement_term(
     U: torch.Tensor,
     g_U: torch.Tensor,
     eps: torch.Tensor,
-    *,
-    tol: float | None = None,
-    maxiter: int = 2000,
-    patience: int = 200,
-    precond: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    **options: Any,
 ) -> torch.Tensor:
     """The part of ``P`` from eigenvectors outside ``span(U)``: ``x_i = -Re P z_i`` with ``z_i``
-    from :func:`cocg_complement` (arguments as there).
+    from :func:`cocg_complement` (arguments, and the keyword ``options`` ``tol``, ``maxiter``,
+    ``patience``, ``precond``, as there).
 
     A column that stopped above its target is counted (:func:`record_complement`) and warned
     about, or raises :class:`ComplementSolveError` under ``record_complement(strict=True)``.
@@ -379,10 +390,7 @@ def complement_term(
     Returns:
         ``(B, n, k)``.
     """
-    if tol is None:
-        tol = 1e-10 if U.dtype == torch.float64 else 1e-5
-    solution = cocg_complement(op, lam, U, g_U, eps, tol=tol, maxiter=maxiter, patience=patience,
-                               precond=precond)  # fmt: skip
+    solution = cocg_complement(op, lam, U, g_U, eps, **options)
     B, n, k = U.shape
     unmet = solution.unmet
 
@@ -393,17 +401,16 @@ def complement_term(
         n_unconverged = int((unmet & ~solution.stalled).sum())
     strict = _report(columns, n_stalled, n_unconverged, worst)
     if n_stalled or n_unconverged:
-        why = "stalled" if n_stalled else f"did not converge in {maxiter} iterations"
+        why = "stalled" if n_stalled else f"did not converge in {solution.maxiter} iterations"
         message = (
-            f"eigsh backward: the complement solve {why} above tol={tol:g} ({n_stalled} stalled, "
-            f"{n_unconverged} unconverged of {columns} columns; each returns its best iterate, "
-            f"worst relative residual {worst:.2e}); "
+            f"eigsh backward: the complement solve {why} above tol={solution.tol:g} "
+            f"({n_stalled} stalled, {n_unconverged} unconverged of {columns} columns; each "
+            f"returns its best iterate, worst relative residual {worst:.2e}); "
             "the gradient outside the computed eigenspace is approximate. Raise eps, k, or use "
             "backward='subspace'."
         )
         if strict:
             raise ComplementSolveError(message)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
-    Z = torch.view_as_real(solution.z).reshape(B, n, 2 * k)  # (B, n, 2k) real view
-    Z = torch.baddbmm(Z, U, U.transpose(-1, -2) @ Z, alpha=-1)  # P Z
+    Z = _project(U, torch.view_as_real(solution.z).reshape(B, n, 2 * k))  # (B, n, 2k) P Z
     return -Z.view(B, n, k, 2)[..., 0]

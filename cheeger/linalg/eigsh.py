@@ -42,11 +42,11 @@ __all__ = ["EigSH", "EigshConvergenceError", "EigshInfo", "eigsh"]
 
 METHODS = ("auto", "dense", "lanczos", "lobpcg")
 # "auto" routes Laplacians with at least this many nodes per graph to LOBPCG, smaller ones to
-# Lanczos. Measured 2026-12-07 (one thread, k = 16, /work/scratch-style scripts recorded in
-# benchmarks/README.md "auto threshold"): LOBPCG is as fast as Lanczos at n = 1,024 and 1.4-3.4x
-# faster at 2,304-4,096 on grid4, image8s and image8 graphs (float32 and float64); Lanczos 1.2x
-# faster at 23 x 30 = 690 (batch 8, float32). On the trained camvid_lite0 head's graphs (45 x 60,
-# batch 4, float32) Lanczos took 1.75x LOBPCG's time, 5 of 12 batches falling back to LOBPCG.
+# Lanczos. Measured 2026-12-07 (`python -m benchmarks.eigensolvers --batched --repeats 3`, one
+# thread, k = 16, B = 8; the table in benchmarks/README.md): from 1,024 nodes LOBPCG is as fast
+# or faster on every graph there (image8 3.4-7.8x, image8s 1.12-2.56x); below, Lanczos is
+# 1.15-1.2x faster on resolved-gap graphs (image8s) and 1.8-3.5x slower on nearly cut ones (image8:
+# it saturates and LOBPCG redoes the solve).
 LOBPCG_MIN_N = 1024
 EPS_RULES = ("rms", "gap")
 # the "gap" rule's floor, relative to the RMS eigenvalue: ||A_bar|| <= ... / (2e-8 scale) at worst

@@ -46,6 +46,7 @@ from typing import Any
 from cheeger.config import DataConfig, ParamsError, active_profile
 
 __all__ = [
+    "DEFAULT_HEADS",
     "TRAINING_SECTIONS",
     "AblationAxis",
     "Control",
@@ -56,6 +57,9 @@ __all__ = [
     "get_key",
     "study_section",
 ]
+
+#: The heads a study compares when ``study.heads`` does not name them.
+DEFAULT_HEADS = ("conv", "spectral")
 
 #: Sections of params.yaml a training run reads (an ablation may vary a key of these only).
 TRAINING_SECTIONS = ("model", "train", "spectral", "evaluate", "data")
@@ -270,7 +274,7 @@ class StudyConfig:
             raise ParamsError(f"{origin}: {where}.ablation_seeds: expected a subset of {where}."
                               f"seeds {list(seeds)} (the main runs are the ablation baseline), "
                               f"got {list(ablation_seeds)}")  # fmt: skip
-        heads = tuple(study.get("heads", ("conv", "spectral")))
+        heads = tuple(study.get("heads", DEFAULT_HEADS))
         ablation_head = ablation.get("head", "spectral")
         # an axis written with `values: []` is off for this profile (a profile cannot delete a
         # shared axis from the merged section otherwise)

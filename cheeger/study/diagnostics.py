@@ -168,6 +168,27 @@ def solver_summary(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _means_per_head(
+    rows: list[dict[str, Any]],
+    value: str,
+    before: Mapping[str, tuple[str, str]] | None = None,
+    after: Mapping[str, tuple[str, str]] | None = None,
+) -> pd.DataFrame:
+    """Rows ``head, seed, value, ...`` -> ``head, runs, <before>, value, value_std, <after>,
+    ratio``: mean and std of ``value`` over each head's runs, ``before`` / ``after`` further
+    columns as ``groupby().agg`` named aggregations, ``ratio`` the mean against the first
+    head's."""
+    before, after = dict(before or {}), dict(after or {})
+    columns = ["head", "runs", *before, value, f"{value}_std", *after, "ratio"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    table = pd.DataFrame(rows).groupby("head", sort=False).agg(
+        runs=("seed", "size"), **before, **{value: (value, "mean")},
+        **{f"{value}_std": (value, "std")}, **after).reset_index()  # fmt: skip
+    table["ratio"] = table[value] / table[value].iloc[0]
+    return table[columns]
+
+
 def cost_table(finals: Mapping[tuple[str, int], Mapping[str, Any]]) -> pd.DataFrame:
     """Parameters and training wall time per label (head or control), over its runs.
 
@@ -194,18 +215,9 @@ def cost_table(finals: Mapping[tuple[str, int], Mapping[str, Any]]) -> pd.DataFr
                                   if final.get("steps") else float("nan"))}
             for (label, seed), final in finals.items()
             if final.get("train_seconds") and final.get("epochs")]  # fmt: skip
-    columns = ["head", "runs", "parameters", "seconds_per_epoch", "seconds_per_epoch_std",
-               "seconds_per_step", "ratio"]  # fmt: skip
-    if not rows:
-        return pd.DataFrame(columns=columns)
-    frame = pd.DataFrame(rows)
-    table = frame.groupby("head", sort=False).agg(
-        runs=("seed", "size"), parameters=("parameters", "first"),
-        seconds_per_epoch=("seconds_per_epoch", "mean"),
-        seconds_per_epoch_std=("seconds_per_epoch", "std"),
-        seconds_per_step=("seconds_per_step", "mean")).reset_index()  # fmt: skip
-    table["ratio"] = table["seconds_per_epoch"] / table["seconds_per_epoch"].iloc[0]
-    return table[columns]
+    return _means_per_head(rows, "seconds_per_epoch",
+                           before={"parameters": ("parameters", "first")},
+                           after={"seconds_per_step": ("seconds_per_step", "mean")})  # fmt: skip
 
 
 def inference_table(evaluations: Mapping[tuple[str, int, str], Mapping[str, Any]],
@@ -232,11 +244,4 @@ def inference_table(evaluations: Mapping[tuple[str, int, str], Mapping[str, Any]
             for (head, seed, name), record in evaluations.items()
             if name == split
             and (record.get("forward") or {}).get("seconds_per_image")]  # fmt: skip
-    columns = ["head", "runs", "seconds_per_image", "seconds_per_image_std", "ratio"]
-    if not rows:
-        return pd.DataFrame(columns=columns)
-    table = pd.DataFrame(rows).groupby("head", sort=False).agg(
-        runs=("seed", "size"), seconds_per_image=("seconds_per_image", "mean"),
-        seconds_per_image_std=("seconds_per_image", "std")).reset_index()  # fmt: skip
-    table["ratio"] = table["seconds_per_image"] / table["seconds_per_image"].iloc[0]
-    return table[columns]
+    return _means_per_head(rows, "seconds_per_image")

@@ -322,3 +322,24 @@ def test_other_neighbourhoods_run(neighbourhood):
     out = _head(neighbourhood=neighbourhood, knn=5)(_features(), (24, 32))
     assert out.logits.shape == (2, 3, 24, 32)
     assert all(torch.isfinite(v) for v in out.losses.values())
+
+
+def test_losses_are_skipped_at_inference_only(monkeypatch):
+    """eval + no_grad: no loss term is computed (neuralef_loss never runs), the logits are those
+    of eval mode with autograd on; training mode, or autograd on, returns all three terms."""
+    head = _head().eval()
+    features = _features()
+    with_grad = head(features, (24, 32))
+    assert sorted(with_grad.losses) == ["bulk", "neuralef", "rayleigh"]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the NeuralEF loss ran at inference")
+
+    monkeypatch.setattr(neuralef_module, "neuralef_loss", refuse)
+    with torch.no_grad():
+        out = head(features, (24, 32))
+    assert out.losses == {}
+    assert torch.equal(out.logits, with_grad.logits.detach())
+    assert out.internals.keys() == with_grad.internals.keys()
+    with torch.no_grad(), pytest.raises(AssertionError, match="ran at inference"):
+        head.train()(features, (24, 32))

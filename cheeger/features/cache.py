@@ -49,8 +49,8 @@ from cheeger.data.prepared import (
     split_array_path,
 )
 from cheeger.models.encoders.efficientnet_lite import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+    LITE0_MEAN,
+    LITE0_STD,
     TAP_CHANNELS,
     TAP_STRIDES,
     EfficientNetLite0,
@@ -158,9 +158,9 @@ def compute_features(
     except WeightsError as exc:
         raise FeaturesError(str(exc)) from exc
     norm = settings["normalization"]
-    # data-normalised -> ImageNet-normalised, as LiteFPN.encode does
-    scale = torch.tensor(norm["std"]) / torch.tensor(IMAGENET_STD)
-    shift = (torch.tensor(norm["mean"]) - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    # data-normalised -> the encoder's normalisation, as LiteFPN.encode does
+    scale = torch.tensor(norm["std"]) / torch.tensor(LITE0_STD)
+    shift = (torch.tensor(norm["mean"]) - torch.tensor(LITE0_MEAN)) / torch.tensor(LITE0_STD)
     mean255, std255 = torch.tensor(norm["mean"]) * 255, torch.tensor(norm["std"]) * 255
     computed = 0
     for split, entry in settings["splits"].items():

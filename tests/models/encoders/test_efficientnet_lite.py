@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from cheeger.models.encoders import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+    LITE0_MEAN,
+    LITE0_STD,
     TAP_CHANNELS,
     EfficientNetLite0,
     WeightsError,
@@ -33,10 +33,10 @@ def classifier():
     return EfficientNetLite0("imagenet", classifier=True).eval()
 
 
-def _photo(image: np.ndarray) -> torch.Tensor:
+def _photo(image: np.ndarray, mean=LITE0_MEAN, std=LITE0_STD) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()[None] / 255
     x = F.interpolate(x, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)
-    mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+    mean, std = torch.tensor(mean), torch.tensor(std)
     return (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)  # (1, 3, 224, 224)
 
 
@@ -65,6 +65,47 @@ def test_real_photos_get_their_imagenet_class(classifier):
                                   _photo(skimage_data.coffee())])).softmax(-1)  # fmt: skip
     assert set(p[0].topk(3).indices.tolist()) == CATS and p[0, list(CATS)].sum() > 0.9
     assert p[1].argmax().item() == ESPRESSO and p[1, ESPRESSO] > 0.5
+
+
+def _batch_norm_mismatch(classifier, x: torch.Tensor) -> float:
+    """Mean over the batch norms of ``|batch mean - running mean| / running std`` of their
+    inputs (channels with a running variance above 1e-4): how far ``x`` is from the input
+    distribution the weights were trained on."""
+    gaps = []
+
+    def hook(module, inputs, _):
+        keep = module.running_var > 1e-4
+        mean = inputs[0].mean((0, 2, 3))[keep]
+        gaps.append(((mean - module.running_mean[keep]).abs()
+                     / module.running_var[keep].sqrt()).mean())  # fmt: skip
+
+    norms = [m for m in classifier.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    handles = [m.register_forward_hook(hook) for m in norms]
+    try:
+        with torch.no_grad():
+            classifier(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return float(torch.stack(gaps).mean())
+
+
+def test_inputs_are_normalised_as_the_lite_weights_were_trained():
+    """(x - 127) / 128, not ImageNet's per-channel statistics: the batch norms' inputs agree
+    with their running statistics clearly better (measured 0.22 against 0.30 running standard
+    deviations on these four photos); the test fails with ImageNet's constants."""
+    classifier = EfficientNetLite0("imagenet", classifier=True).eval()
+    photos = [skimage_data.chelsea(), skimage_data.coffee(), skimage_data.astronaut(),
+              skimage_data.rocket()]  # fmt: skip
+    rgb = torch.cat([_photo(p, (0.0,) * 3, (1.0,) * 3) for p in photos])  # (4, 3, 224, 224)
+
+    def mismatch(mean, std):
+        shift, scale = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+        return _batch_norm_mismatch(classifier, (rgb - shift) / scale)
+
+    ours = mismatch(LITE0_MEAN, LITE0_STD)
+    imagenet = mismatch((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert ours < 0.8 * imagenet, (ours, imagenet)
 
 
 def test_same_padding_is_the_one_the_weights_were_trained_with(classifier, monkeypatch):

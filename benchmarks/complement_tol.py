@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from cheeger.data.io import read_rgb  # noqa: E402
 from cheeger.models import build_model  # noqa: E402
+from cheeger.models.encoders import LITE0_MEAN, LITE0_STD  # noqa: E402
 
 TOLS = (None, 1e-4, 1e-3, 1e-2)  # None: eigsh's float32 default, 1e-5
 
@@ -50,7 +51,9 @@ def _frames(root: Path, count: int) -> torch.Tensor:
     images = [torch.from_numpy(read_rgb(f)).permute(2, 0, 1).float() / 255
               for f in files[::step][:count]]  # fmt: skip
     x = torch.stack(images)  # (B, 3, 360, 480) in [0, 1]
-    return (x - x.mean((0, 2, 3), keepdim=True)) / x.std((0, 2, 3), keepdim=True)
+    # as the model's defaults expect (input_mean / input_std: the encoder's own normalisation)
+    mean, std = torch.tensor(LITE0_MEAN).view(1, 3, 1, 1), torch.tensor(LITE0_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
 
 
 def _model(options: dict, checkpoint: Path | None) -> torch.nn.Module:

@@ -73,6 +73,9 @@ def add_features(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", type=Path, required=True, help="prepared dataset folder")
     parser.add_argument("--out", type=Path, required=True, help="cache folder")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="images per pass")
+    parser.add_argument("--replace", action="store_true",
+                        help="delete and rebuild a cache of other settings (data, weights, "
+                        "input normalisation, code) in --out instead of refusing it")  # fmt: skip
     add_run_arguments(parser)
     parser.set_defaults(handler=_run_features)
 
@@ -90,5 +93,6 @@ def _run_features(args: argparse.Namespace) -> int:
                           "model.freeze_encoder: true expected for a feature cache, got "
                           f"{model.encoder!r} and {model.freeze_encoder}")  # fmt: skip
     device = resolve_device(args.device or "auto")
-    compute_features(args.data, args.out, batch_size=args.batch_size, device=device)
+    compute_features(args.data, args.out, batch_size=args.batch_size, device=device,
+                     replace=args.replace)  # fmt: skip
     return 0

@@ -7,7 +7,8 @@ labels, so every step runs only the decoder and the head.
 
 Layout under the output folder::
 
-    settings.json              what the cache is of (written first; a rerun must match it)
+    settings.json              what the cache is of (written first; a rerun must match it, or
+                               with ``replace=True`` / ``--replace`` the folder is rebuilt)
     <split>/00000_f0.pt        taps of image 0, unflipped: a list of 4 float16 (C, h, w) tensors
     <split>/00000_f1.pt        ... horizontally flipped (train split only)
     features.json              written last: its presence marks a finished cache
@@ -31,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,6 +42,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from cheeger.config.digest import code_digest
 from cheeger.data.errors import DataError
 from cheeger.data.io import atomic_write_bytes, default_mode, file_sha256, read_label
 from cheeger.data.prepared import (
@@ -48,6 +51,7 @@ from cheeger.data.prepared import (
     native_label_path,
     split_array_path,
 )
+from cheeger.models.encoders import efficientnet_lite as lite_module
 from cheeger.models.encoders.efficientnet_lite import (
     LITE0_MEAN,
     LITE0_STD,
@@ -75,7 +79,10 @@ def _sha256(path: Path) -> str:
 
 def features_settings(data: str | os.PathLike, weights: str | os.PathLike = "imagenet",
                       flip_splits: Sequence[str] = ("train",)) -> dict[str, Any]:  # fmt: skip
-    """What a cache of ``data`` with encoder ``weights`` holds (compared on resume and read)."""
+    """What a cache of ``data`` with encoder ``weights`` holds (compared on resume and read):
+    the data, the weights, the input normalisation the encoder receives, and the syntax-tree
+    digests of the code that computes the taps (this module and the encoder's), so a cache made
+    by other code is never read as this code's."""
     data = Path(data)
     manifest = load_manifest(data)
     path = lite0_weights_path() if weights == "imagenet" else Path(weights)
@@ -88,6 +95,8 @@ def features_settings(data: str | os.PathLike, weights: str | os.PathLike = "ima
         "data_manifest_sha256": _sha256(data / MANIFEST_NAME), "dtype": "float16",
         "tap_channels": list(TAP_CHANNELS), "tap_strides": list(TAP_STRIDES),
         "normalization": manifest["normalization"], "splits": splits,
+        "encoder_input": {"mean": list(LITE0_MEAN), "std": list(LITE0_STD)},
+        "code_sha256": {Path(f).name: code_digest(f) for f in (__file__, lite_module.__file__)},
     }  # fmt: skip
 
 
@@ -124,6 +133,7 @@ def compute_features(
     batch_size: int = 8,
     device: str | torch.device = "cpu",
     log: Callable[[str], None] = print,
+    replace: bool = False,
 ) -> dict[str, Any]:
     """Compute (or finish) the cache of every split of prepared folder ``data`` in ``out``.
 
@@ -135,16 +145,29 @@ def compute_features(
         batch_size: images per encoder pass.
         device: where the encoder runs.
         log: progress lines.
+        replace: a cache of other settings in ``out`` is deleted and rebuilt instead of refused
+            (the pipeline's rule: a job rerun after a change of the data, weights or code must
+            not read the old taps, while an interrupted one of the same settings resumes).
 
     Returns:
         The contents of ``features.json``.
 
     Raises:
-        FeaturesError: ``out`` holds a cache of other settings, or the weights are unusable.
+        FeaturesError: ``out`` holds a cache of other settings (without ``replace``), or the
+            weights are unusable.
         PreparedFormatError, DataError: ``data`` is not a finished preparation.
     """
     data, out = Path(data), Path(out)
     settings = features_settings(data, weights, flip_splits)
+    if replace and (out / SETTINGS).is_file():
+        found = json.loads((out / SETTINGS).read_text())
+        try:
+            _check_settings(out / SETTINGS, found, settings)
+        except FeaturesError as exc:
+            if not str(found.get("format", "")).startswith(FORMAT.rsplit("-", 1)[0]):
+                raise  # not a feature cache of ours: never deleted
+            log(f"{exc.args[0].split('; ')[0]}: replaced")
+            shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     if (out / SETTINGS).is_file():
         _check_settings(out / SETTINGS, json.loads((out / SETTINGS).read_text()), settings)

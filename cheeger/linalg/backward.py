@@ -195,14 +195,12 @@ def _project(U: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
 def _on_columns(
     fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
     Y: torch.Tensor,
-    cols: torch.Tensor,
+    idx: torch.Tensor | None,
 ) -> torch.Tensor:
-    """``fn`` applied to the columns ``cols`` (a ``(k,)`` mask) of ``Y`` ``(B, n, k)`` only, the
-    other columns of the result left 0; ``fn(Y_cols, idx)`` gets the selected columns' indices
-    (``None`` when all are selected)."""
-    if bool(cols.all()):
+    """``fn`` applied to the columns ``idx`` ``(m,)`` of ``Y`` ``(B, n, k)`` only (all when
+    ``None``), the other columns of the result left 0; ``fn(Y_cols, idx)``."""
+    if idx is None:
         return fn(Y, None)
-    idx = cols.nonzero().squeeze(1)  # (m,)
     out = torch.zeros_like(Y)
     out[..., idx] = fn(Y[..., idx].contiguous(), idx)
     return out  # (B, n, k)
@@ -346,13 +344,14 @@ def cocg_complement(
         # column's q is never read (its alpha is 0), so it is left 0; the same for the
         # preconditioner's s.
         cols = active.any(0)  # (k,)
-        q = _on_columns(system, p, cols)
+        idx = None if bool(cols.all()) else cols.nonzero().squeeze(1)  # (m,) or all
+        q = _on_columns(system, p, idx)
         pq = bilinear(p, q)
         ok = active & (pq != 0)  # a NaN is not frozen: it reaches the gradient, which is checked
         alpha = torch.where(ok, rho / pq.where(ok, 1.0), 0.0)[:, None, :]  # (B, 1, k)
         z.add_(alpha * p)
         r.sub_(alpha * q)
-        s = r if precond is None else _on_columns(precondition, r, cols)
+        s = r if precond is None else _on_columns(precondition, r, idx)
         rho_new = bilinear(r, s)
         beta = torch.where(ok, rho_new / rho.where(rho != 0, 1.0), 0.0)
         p = torch.addcmul(s, beta[:, None, :], p)

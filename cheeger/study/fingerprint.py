@@ -11,9 +11,9 @@ what made the job's outputs (committed with them where they are committed); its 
 ``.fingerprints``, sorts before every output folder, so a checkout writes it first and never
 makes it look newer than the outputs.
 
-Python code is digested through its syntax tree (``ast.dump``), so a change of comments or
-formatting does not rerun anything, while any change of code or docstrings does; other files
-are digested byte for byte.
+Python code is digested through its syntax tree (``ast.dump``; :mod:`cheeger.config.digest`), so
+a change of comments or formatting does not rerun anything, while any change of code or
+docstrings does; other files are digested byte for byte.
 
 Example:
     >>> import tempfile, pathlib
@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -41,30 +40,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from cheeger.config.digest import code_digest
+
 __all__ = ["code_digest", "job_fingerprint", "update_fingerprint"]
-
-_CACHE: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) -> digest, per process
-
-
-def code_digest(path: str | os.PathLike) -> str:
-    """sha256 of a code file: of its syntax tree for Python (comments and layout ignored), of
-    its bytes otherwise.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist (its name in the message).
-        SyntaxError: a ``.py`` file does not parse (its name in the message).
-    """
-    path = Path(path)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    if key not in _CACHE:
-        data = path.read_bytes()
-        if path.suffix == ".py":
-            # the tree without line numbers: moving code by a line is not a change
-            data = ast.dump(ast.parse(data, filename=str(path))).encode()
-        _CACHE[key] = hashlib.sha256(data).hexdigest()
-    return _CACHE[key]
-
 
 def job_fingerprint(
     job: str, settings: Any, code: Iterable[str | os.PathLike], root: str | os.PathLike = "."

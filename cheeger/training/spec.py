@@ -25,6 +25,7 @@ from cheeger.config import (
     ModelConfig,
     TrainConfig,
 )
+from cheeger.models.encoders.efficientnet_lite import LITE0_MEAN, LITE0_STD
 
 __all__ = ["RunSpec", "flatten_keys"]
 
@@ -85,9 +86,13 @@ class RunSpec:
 def _model_identity(model: ModelConfig) -> dict[str, Any]:
     """The model settings that matter for ``model.encoder``: a U-Net run's identity has no
     encoder keys (so runs made before they existed still resume), a Lite0 run's no U-Net keys."""
-    keys = (("depth", "width", "norm", "groups") if model.encoder == "unet"
-            else ("encoder", "decoder_width", "freeze_encoder", "features"))  # fmt: skip
-    return {k: v for k, v in asdict(model).items() if k in keys}
+    if model.encoder == "unet":
+        return {k: v for k, v in asdict(model).items() if k in ("depth", "width", "norm", "groups")}
+    keys = ("encoder", "decoder_width", "freeze_encoder", "features")
+    # the input normalisation the encoder's weights receive: a run begun under another one
+    # (before ff5757e, ImageNet's) must not be resumed under this one
+    return {**{k: v for k, v in asdict(model).items() if k in keys},
+            "encoder_input": {"mean": list(LITE0_MEAN), "std": list(LITE0_STD)}}  # fmt: skip
 
 
 def flatten_keys(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

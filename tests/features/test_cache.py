@@ -161,3 +161,42 @@ def test_training_reads_the_cache_and_refuses_an_unfinished_one(data, cache, tmp
                        "model": ModelConfig(encoder="efficientnet_lite0", features=str(broken))})
     with pytest.raises(FeaturesError, match=f"{broken}: not a finished feature cache"):
         train(other)
+
+
+def test_a_cache_of_other_code_or_normalisation_is_refused_or_replaced(data, cache, tmp_path):
+    """The settings name the encoder's input normalisation and the digests of the code that
+    computes the taps: a cache written under other ones (here: ImageNet's normalisation, as
+    before ff5757e) is refused when read, refused by a plain rerun, and rebuilt with
+    ``replace=True`` (the pipeline's ``--replace``), while one of the same settings is reused."""
+    out = tmp_path / "old"
+    compute_features(data, out, log=lambda line: None)
+    settings = json.loads((out / SETTINGS).read_text())
+    assert settings["encoder_input"]["mean"] == pytest.approx([127 / 255] * 3)
+    assert set(settings["code_sha256"]) == {"cache.py", "efficientnet_lite.py"}
+    for name in (SETTINGS, DONE):  # as an older cache made with ImageNet's constants
+        old = json.loads((out / name).read_text())
+        old["encoder_input"] = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+        (out / name).write_text(json.dumps(old))
+    with pytest.raises(FeaturesError, match=f"{out / DONE}: .*encoder_input"):
+        CachedTaps(out, data, "train")
+    with pytest.raises(FeaturesError, match=f"{out / SETTINGS}: .*encoder_input"):
+        compute_features(data, out, log=lambda line: None)
+    (out / DONE).unlink()  # an interrupted old cache must not be finished with new taps either
+    lines = []
+    done = compute_features(data, out, log=lines.append, replace=True)
+    assert done["computed_this_run"] == 9 and any("replaced" in line for line in lines)
+    assert CachedTaps(out, data, "train")[0]["taps"][0].dtype == torch.float16
+    again = compute_features(data, out, log=lambda line: None, replace=True)  # same: reused
+    assert again["computed_this_run"] == 9  # features.json present: nothing recomputed
+    (out / DONE).unlink()
+    reused = compute_features(data, out, log=lambda line: None, replace=True)
+    assert reused["computed_this_run"] == 0
+
+
+def test_replace_never_deletes_a_folder_that_is_not_a_feature_cache(data, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / SETTINGS).write_text(json.dumps({"something": "else"}))
+    with pytest.raises(FeaturesError, match="other settings"):
+        compute_features(data, out, log=lambda line: None, replace=True)
+    assert (out / SETTINGS).is_file()

@@ -69,7 +69,8 @@ def test_a_unet_runs_identity_has_no_encoder_keys_so_older_runs_still_resume(tmp
     lite = RunSpec(data=tmp_path, out=tmp_path, head="conv", seed=0,
                    model=ModelConfig(encoder="efficientnet_lite0")).identity()["model"]  # fmt: skip
     assert lite == {"encoder": "efficientnet_lite0", "decoder_width": 64, "freeze_encoder": True,
-                    "features": None}
+                    "features": None, "encoder_input": {"mean": [127 / 255] * 3,
+                                                        "std": [128 / 255] * 3}}  # fmt: skip
 
 
 def test_a_frozen_lite0_run_trains_evaluates_and_refuses_a_unet_resume(tmp_path):

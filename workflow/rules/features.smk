@@ -3,9 +3,11 @@
 #
 # The cache folder is not a declared output, as a run folder is not: a killed job leaves its
 # finished files, and `cheeger features` computes only the missing ones on the next attempt. The
-# output is features.json, which `cheeger features` writes last. When Snakemake reruns a job
-# whose cache had finished (its settings or code changed), the old cache is removed first, since
-# `cheeger features` refuses a folder made with other settings.
+# output is features.json, which `cheeger features` writes last. When Snakemake reruns the job
+# (its settings or code changed), `--replace` rebuilds a folder whose settings.json differs
+# (data, weights, the encoder's input normalisation, the code computing the taps); a folder of
+# the same settings is reused. (Testing for features.json here cannot work: Snakemake deletes a
+# job's declared output before running it, so an old cache of other code was read as current.)
 
 
 rule features_cache:
@@ -26,9 +28,8 @@ rule features_cache:
     conda:
         ENV
     shell:
-        "(test ! -f {output.done} || rm -rf {params.folder}) && "
         "cheeger features --params {params.params_file} --profile {params.profile} "
-        "--data {input.data} --out {params.folder} --threads {threads} > {log} 2>&1"
+        "--data {input.data} --out {params.folder} --replace --threads {threads} > {log} 2>&1"
 
 
 # The DVC stage's target: the cache, or for a profile without one an empty folder (the stage's

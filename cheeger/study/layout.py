@@ -45,6 +45,7 @@ __all__ = [
     "FEATURES_DONE",
     "FIGURES",
     "FINGERPRINT",
+    "FRESH_RUN",
     "GRADIENTS",
     "METRICS",
     "PREPARED",
@@ -113,6 +114,17 @@ FIGURES = "{profile}/figures"
 # A job's fingerprint: {job} is the rule's name and its wildcards ("train_run/conv/0"). The
 # folder's name sorts before every other one of the profile (a checkout writes it first).
 FINGERPRINT = "{profile}/.fingerprints/{job}.json"
+# The shell that precedes `cheeger train` in every training rule (params.run: the run folder,
+# input.fingerprint: the job's fingerprint): the folder is kept, and resumed, only if it is
+# unfinished and was begun under this fingerprint (its copy, the folder's fingerprint.json); a
+# finished run, or one begun by other code or settings, is removed. A run's identity check
+# covers settings, not code: without this a run killed before a code change resumed under the
+# new code. (Not "test the declared output": Snakemake deletes it before the job runs.)
+FRESH_RUN = (
+    "((test ! -f {params.run}/final.json && cmp -s {input.fingerprint} "
+    "{params.run}/fingerprint.json) || rm -rf {params.run}) && mkdir -p {params.run} && "
+    "cp {input.fingerprint} {params.run}/fingerprint.json && "
+)
 
 # Every job runs through the CLI (cheeger/cli.py, the shared parts of cheeger/commands and the
 # stage's own command module) and reads its settings with cheeger/config: a change there reruns

@@ -143,3 +143,37 @@ def test_a_fresh_clone_reruns_the_jobs_whose_code_changed_and_only_those(
     found = counts(_fresh_clone_dry_run(finished_study, "report", sh))
     assert found.get("report") == 1 and found.get("trial_compare") == 1, found
     assert "train_run" not in found and "evaluate_run" not in found, found
+
+
+@pytest.mark.parametrize(
+    ("state", "kept"),
+    [("absent", False), ("unfinished, same fingerprint", True),
+     ("unfinished, other fingerprint", False), ("unfinished, no fingerprint", False),
+     ("finished, same fingerprint", False)],
+)  # fmt: skip
+def test_a_run_folder_is_resumed_only_if_unfinished_and_begun_under_this_fingerprint(
+    tmp_path, state, kept
+):
+    """The shell before every `cheeger train` (layout.FRESH_RUN), run by bash as the rules do."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from cheeger.study.layout import FRESH_RUN
+
+    run, fingerprint = tmp_path / "run", tmp_path / "fp.json"
+    fingerprint.write_text('{"digest": "new"}')
+    if state != "absent":
+        run.mkdir()
+        (run / "checkpoint.pt").write_text("epoch 3")
+        if "same" in state:
+            shutil.copy(fingerprint, run / "fingerprint.json")
+        elif "other" in state:
+            (run / "fingerprint.json").write_text('{"digest": "old"}')
+        if state.startswith("finished"):
+            (run / "final.json").write_text("{}")
+    command = FRESH_RUN.format(params=SimpleNamespace(run=run),
+                               input=SimpleNamespace(fingerprint=fingerprint)) + "true"
+    subprocess.run(["bash", "-c", command], check=True)
+    assert (run / "checkpoint.pt").exists() == kept
+    assert (run / "fingerprint.json").read_text() == fingerprint.read_text()
+    assert not (run / "final.json").exists()

@@ -196,17 +196,24 @@ def set_arguments(settings):
     return " ".join(f"--set {shlex.quote(f'{key}={json.dumps(v)}')}" for key, v in settings.items())
 
 
+# `cheeger train` of a main run (rule train_run)
+TRAIN_RUN = "".join((
+    L.FRESH_RUN,
+    "cheeger train --params {params.params_file} --profile {params.profile} "
+    "--head {wildcards.head} --seed {wildcards.seed} --data {input.data} --out {params.run} "
+    "--threads {threads} --no-progress > {log} 2>&1 && cp {params.run}/final.json {output.done}",
+))
+
 # A run on a params variant (an ablation value, the trial, a control) and its evaluation: the same commands
 # for both, from each rule's `params.set`, `params.head`, `params.run` and output paths.
-VARIANT_RUN = (
+VARIANT_RUN = "".join((
     "cheeger variant --params {params.params_file} --profile {params.profile} {params.set} "
-    "--out {output.params} > {log} 2>&1 && "
-    "(test ! -f {params.run}/final.json || rm -rf {params.run}) && "
+    "--out {output.params} > {log} 2>&1 && ", L.FRESH_RUN,
     "cheeger train --params {output.params} --profile {params.profile} --head {params.head} "
     "--seed {wildcards.seed} --data {input.data} --out {params.run} --threads {threads} "
     "--no-progress >> {log} 2>&1 && "
     "cp {params.run}/final.json {output.done}"
-)
+))
 VARIANT_EVALUATE = (
     "cheeger evaluate --params {input.params} --profile {params.profile} --run {params.run} "
     "--data {input.data} --split {wildcards.split} --out {output} --threads {threads} "

@@ -2,9 +2,10 @@
 #
 # The run folder is not an output: a killed job leaves its checkpoints, and `cheeger train`
 # resumes from them on the next attempt. The output is the completion marker, a copy of the
-# run's final.json. When Snakemake reruns a job whose run had finished (its settings or code
-# changed), the old run is removed first, since `cheeger train` refuses to continue a run of
-# other settings and would otherwise return the finished one.
+# run's final.json. When Snakemake reruns a job whose run had finished, or whose run was begun
+# under another fingerprint (its settings or code changed), the old run is removed first
+# (cheeger.study.layout.FRESH_RUN): `cheeger train` refuses to continue a run of other
+# settings, would continue one of other code, and would return a finished one.
 
 
 rule train_run:
@@ -26,11 +27,7 @@ rule train_run:
     conda:
         ENV
     shell:
-        "(test ! -f {params.run}/final.json || rm -rf {params.run}) && "
-        "cheeger train --params {params.params_file} --profile {params.profile} --head {wildcards.head} "
-        "--seed {wildcards.seed} --data {input.data} --out {params.run} --threads {threads} "
-        "--no-progress > {log} 2>&1 && "
-        "cp {params.run}/final.json {output.done}"
+        TRAIN_RUN
 
 
 rule train:

@@ -38,8 +38,8 @@ from cheeger.demos.similarity import FeatureFn, similarity_map
 __all__ = ["LIVE_LONG_SIDE", "VIDEO_SUFFIXES", "LiveStats", "render_frame", "run_live",
            "write_animation"]  # fmt: skip
 
-# 45 x 60 on a 360 x 480 CamVid frame: 193 ms per frame end to end on one thread, 5.2 fps, on a
-# shared, busy machine (benchmarks/live.py; 36 x 48 gave 7.3 fps, 90 x 120 0.8 fps)
+# 45 x 60 on a 360 x 480 CamVid frame: 59 ms per frame end to end on one thread, 16.8 fps, on an
+# idle machine (benchmarks/live.py, 2026-12-07; 36 x 48 gave 20.9 fps, 90 x 120 3.1 fps)
 LIVE_LONG_SIDE = 60
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 _INFERNO = (colormaps["inferno"](np.linspace(0, 1, 256))[:, :3] * 255).astype(np.uint8)

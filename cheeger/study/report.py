@@ -238,10 +238,11 @@ def _diagnostics_sections(sections: list[tuple[str, str]], tables: Path, save, d
     if len(inference):
         T.write_table(inference, tables, "inference", caption=f"inference cost per head ({split})")
         sections.append((f"Inference cost per head ({split} split, forward only)",
-                         "Mean forward seconds per image of each head's evaluation runs (first "
-                         "batch left out; the model inputs the evaluation JSON names, so cached "
-                         "encoder taps mean decoder and head only); the runs shared the machine, "
-                         "so compare the ratios (to the first head).\n\n"
+                         "Mean forward seconds per image of each head's evaluation runs (the "
+                         "first batch left out where there were more; the model inputs the "
+                         "evaluation JSON names, so cached encoder taps mean decoder and head "
+                         "only); the runs shared the machine, so compare the ratios (to the "
+                         "first head).\n\n"
                          + inference.to_markdown(index=False, floatfmt=".3g")))  # fmt: skip
     runs = solver_table({**data.finals, **controls.finals})
     if len(runs):

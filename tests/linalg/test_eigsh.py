@@ -15,29 +15,23 @@ import torch
 from cheeger.linalg import EigshConvergenceError, eigsh
 
 
-def uniform_grid(H, W, strips=1, cut=0.0, connectivity=8, isolated=0):
-    """L_sym of an unweighted pixel grid cut into ``strips`` equal vertical strips.
+@pytest.fixture
+def uniform_grid(grid_edges, laplacian_from_edges):
+    """``make(H, W, strips=1, cut=0.0, connectivity=8, isolated=0)``: L_sym of an unweighted
+    pixel grid cut into ``strips`` equal vertical strips.
 
     Edges across a strip border get weight ``cut`` (0: the strips are components, and identical
     strips repeat every eigenvalue ``strips`` times). ``isolated`` trailing nodes get no edge.
     """
-    idx = torch.arange(H * W).reshape(H, W)
-    pairs = [(idx[:, :-1], idx[:, 1:]), (idx[:-1, :], idx[1:, :])]
-    if connectivity == 8:
-        pairs += [(idx[:-1, :-1], idx[1:, 1:]), (idx[:-1, 1:], idx[1:, :-1])]
-    r = torch.cat([a.reshape(-1) for a, _ in pairs])
-    c = torch.cat([b.reshape(-1) for _, b in pairs])
-    strip = (idx % W) * strips // W
-    w = torch.where(strip.reshape(-1)[r] != strip.reshape(-1)[c], cut, 1.0).double()
-    keep = w > 0
-    r, c, w = r[keep], c[keep], w[keep]
-    n = H * W + isolated
-    R, C, V = torch.cat([r, c]), torch.cat([c, r]), torch.cat([w, w])
-    d = torch.zeros(n, dtype=torch.float64).index_add_(0, R, V)
-    dis = torch.where(d > 0, d.clamp_min(1e-300).rsqrt(), 0.0)
-    diag = (d > 0).double()
-    idx2 = torch.stack([torch.cat([R, torch.arange(n)]), torch.cat([C, torch.arange(n)])])
-    return torch.sparse_coo_tensor(idx2, torch.cat([-V * dis[R] * dis[C], diag]), (n, n)).coalesce()
+
+    def make(H, W, strips=1, cut=0.0, connectivity=8, isolated=0):
+        r, c = grid_edges(H, W, connectivity)
+        strip = torch.arange(H * W) % W * strips // W
+        w = torch.where(strip[r] != strip[c], cut, 1.0).double()
+        keep = w > 0
+        return laplacian_from_edges(r[keep], c[keep], w[keep], H * W + isolated)
+
+    return make
 
 
 def stack(mats):
@@ -66,7 +60,7 @@ def assert_matches_dense(A, lam, U, k, atol_lam=1e-10, atol_vec=1e-6, cluster=1e
 
 @pytest.mark.parametrize("strips", [1, 2, 4, 5, 6, 8, 12, 16, 20])
 @pytest.mark.parametrize("laplacian", [True, None])
-def test_default_finds_every_copy_of_zero(strips, laplacian):
+def test_default_finds_every_copy_of_zero(strips, laplacian, uniform_grid):
     # identical strips: 0 and every other eigenvalue of a strip repeat `strips` times
     A = uniform_grid(20, 40, strips)
     lam, U, info = eigsh(A, 16, laplacian=laplacian, return_info=True)
@@ -83,7 +77,7 @@ def test_default_finds_every_copy_of_zero(strips, laplacian):
 
 
 @pytest.mark.parametrize("strips", [6, 10, 16])
-def test_nearly_cut_graph(strips):
+def test_nearly_cut_graph(strips, uniform_grid):
     A = uniform_grid(20, 40, strips, cut=1e-6)
     lam, U, info = eigsh(A, 16, laplacian=True, return_info=True)
     assert info.components.tolist() == [1]
@@ -91,7 +85,7 @@ def test_nearly_cut_graph(strips):
 
 
 @pytest.mark.parametrize(("side", "connectivity"), [(24, 4), (24, 8), (30, 4)])
-def test_square_grid_double_eigenvalues(side, connectivity):
+def test_square_grid_double_eigenvalues(side, connectivity, uniform_grid):
     A = uniform_grid(side, side, connectivity=connectivity)
     d = np.linalg.eigvalsh(A.to_dense().numpy())[:16]
     assert (np.diff(d) < 1e-10).sum() >= 4  # the case is what it claims: doubles in the bottom
@@ -99,7 +93,7 @@ def test_square_grid_double_eigenvalues(side, connectivity):
     assert_matches_dense(A, lam, U, 16)
 
 
-def test_isolated_nodes():
+def test_isolated_nodes(uniform_grid):
     A = uniform_grid(20, 30, strips=3, isolated=5)
     lam, U, info = eigsh(A, 16, laplacian=True, return_info=True)
     assert info.components.tolist() == [8]
@@ -107,7 +101,7 @@ def test_isolated_nodes():
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_batched_mixture(dtype):
+def test_batched_mixture(dtype, uniform_grid):
     mats = [
         uniform_grid(24, 25, 1),
         uniform_grid(24, 25, 6),
@@ -128,7 +122,7 @@ def test_batched_mixture(dtype):
             assert int((lam[b].abs() < 1e-4).sum()) == (d < 1e-4).sum()
 
 
-def test_certificate_catches_a_small_block():
+def test_certificate_catches_a_small_block(uniform_grid):
     # a Lanczos block of 4 chosen by the caller cannot hold 6 copies of zero
     A = uniform_grid(20, 30, 6)  # equal strips: 6 copies of every eigenvalue
     with pytest.raises(EigshConvergenceError, match="certificate"):
@@ -144,7 +138,7 @@ def test_certificate_catches_a_small_block():
     assert_matches_dense(A, lam, U, 16)
 
 
-def test_certificate_fallback_above_dense_size():
+def test_certificate_fallback_above_dense_size(uniform_grid):
     A = uniform_grid(20, 30, 6)  # equal strips: 6 copies of every eigenvalue
     lam, U, info = eigsh(A, 16, block_size=4, laplacian=True, fallback_max_n=100,
                          return_info=True)  # fmt: skip
@@ -152,7 +146,7 @@ def test_certificate_fallback_above_dense_size():
     assert_matches_dense(A, lam, U, 16, atol_vec=1e-5)
 
 
-def test_combinatorial_laplacian_is_detected():
+def test_combinatorial_laplacian_is_detected(uniform_grid):
     A = uniform_grid(20, 40, 6).to_dense()
     # L = D^1/2 L_sym D^1/2 with D from the strips' degrees: recognisable from its row sums
     off = -(A - torch.diag(A.diagonal()))
@@ -163,7 +157,7 @@ def test_combinatorial_laplacian_is_detected():
     assert_matches_dense(L, lam, U, 16)
 
 
-def test_large_laplacians_route_to_lobpcg():
+def test_large_laplacians_route_to_lobpcg(uniform_grid):
     from cheeger.linalg.eigsh import LOBPCG_MIN_N
 
     # the default threshold: a Laplacian of LOBPCG_MIN_N nodes goes to LOBPCG, one below to

@@ -227,8 +227,10 @@ def evaluate_run(
                     "batch_size": config.batch_size, "threads": torch.get_num_threads(),
                     "device": str(torch_device),
                     "what": "the inputs' move to the device and the model's forward on the "
-                            "model inputs above (skipped: the first, warm-up batch); no data "
-                            "loading, upsampling or metrics"},
+                            "model inputs above (skipped: "
+                            + ("the first, warm-up batch" if timer.skipped else
+                               "none, a single batch timed whole")
+                            + "); no data loading, upsampling or metrics"},
         "confusion_matrix": confmat.tolist(),
     }  # fmt: skip
 

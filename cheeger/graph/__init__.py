@@ -7,7 +7,13 @@ Graphs are torch sparse COO tensors ``(B, n, n)`` (coalesced, symmetric, no self
 from __future__ import annotations
 
 from cheeger.graph.affinity import GaussianAffinity, Neighbourhood, gaussian_affinity
-from cheeger.graph.laplacian import Laplacian, degree, laplacian, normalized_laplacian
+from cheeger.graph.laplacian import (
+    Laplacian,
+    degree,
+    laplacian,
+    normalized_laplacian,
+    normalized_rayleigh_quotients,
+)
 from cheeger.graph.neighbourhood import (
     GridEdges,
     GridNorm,
@@ -30,5 +36,6 @@ __all__ = [
     "knn_edges",
     "laplacian",
     "normalized_laplacian",
+    "normalized_rayleigh_quotients",
     "shifted_pair",
 ]

@@ -36,12 +36,20 @@ non-negative (not checked: that would cost a pass and a host sync per call).
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
 from cheeger.graph._coo import coo_tensor
 
-__all__ = ["Laplacian", "degree", "laplacian", "normalized_laplacian"]
+__all__ = [
+    "Laplacian",
+    "degree",
+    "laplacian",
+    "normalized_laplacian",
+    "normalized_rayleigh_quotients",
+]
 
 
 def _check(W: torch.Tensor, caller: str) -> None:
@@ -211,6 +219,82 @@ def normalized_laplacian(W: torch.Tensor, eps: float | None = None) -> torch.Ten
     off = -off_values * (inv_sqrt.index_select(0, rows) * inv_sqrt.index_select(0, cols))
     diag = connected.to(W.dtype) - self_weight * inv_sqrt.square()
     return _with_diagonal(off_indices, off, diag, batch, n, W.dim() == 3)
+
+
+def _block_csr_apply(indices: torch.Tensor, values: torch.Tensor, batch: int, n: int,
+                     X: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """``W X`` for sorted COO parts of ``W`` and ``X (B, n, k)``, as one block-diagonal CSR
+    product (no autograd: torch's CSR product has no backward to ``W``'s values)."""
+    rows = indices[0] * n + indices[1]  # sorted: coalesced order is (b, i, j)
+    crow = torch.zeros(batch * n + 1, dtype=torch.int64, device=values.device)
+    crow[1:] = torch.bincount(rows, minlength=batch * n).cumsum(0)
+    with warnings.catch_warnings():
+        # torch warns once per process that CSR is "beta"; this product is not
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta state")
+        csr = torch.sparse_csr_tensor(crow, indices[0] * n + indices[2], values,
+                                      (batch * n, batch * n), check_invariants=False)  # fmt: skip
+    return (csr @ X.reshape(batch * n, -1)).reshape(X.shape)
+
+
+def normalized_rayleigh_quotients(
+    W: torch.Tensor, U: torch.Tensor, eps: float | None = None
+) -> torch.Tensor:
+    r"""Rayleigh quotients ``u_j^T L_sym u_j / u_j^T u_j`` of ``L_sym`` of ``W``, not built.
+
+    .. math::
+
+        u^\top L_{\text{sym}} u = \sum_i \mathbb{1}_{d_i > 0}\, u_i^2 - v^\top W v,
+        \qquad v = D^{-1/2} u,
+
+    with :func:`normalized_laplacian`'s conventions (isolated and floored nodes, self loops), so
+    the result equals ``rayleigh(normalized_laplacian(W), U)`` up to rounding, at the cost of one
+    sparse product instead of building ``L_sym`` (a merge of the diagonal into the pattern) and
+    multiplying by it. Differentiable in ``W`` (through ``v^T W v`` and the degrees) and in
+    ``U``; without autograd the product is a block-diagonal CSR one.
+
+    Args:
+        W: ``(n, n)`` or ``(B, n, n)`` non-negative symmetric affinity, dense or sparse COO.
+        U: ``(n, k)`` or ``(B, n, k)`` nonzero columns.
+        eps: relative degree floor, as in :func:`normalized_laplacian`.
+
+    Returns:
+        ``(k,)`` or ``(B, k)``.
+
+    Example:
+        >>> W = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+        >>> normalized_rayleigh_quotients(W.to_sparse(), torch.tensor([[1.0], [-1.0], [1.0]]))
+        tensor([1.3333])
+    """
+    _check(W, "normalized_rayleigh_quotients")
+    eps = torch.finfo(W.dtype).eps if eps is None else float(eps)
+    if not eps >= 0:
+        raise ValueError(f"normalized_rayleigh_quotients: eps must be >= 0, got {eps}")
+    batched = W.dim() == 3
+    if U.dim() != W.dim() or U.shape[-2] != W.shape[-1] or U.shape[:-2] != W.shape[:-2]:
+        raise ValueError(f"normalized_rayleigh_quotients: U must be {tuple(W.shape[:-1])} + (k,) "
+                         f"for W of shape {tuple(W.shape)}, got {tuple(U.shape)}")  # fmt: skip
+    U3 = U if batched else U[None]  # (B, n, k)
+    if W.is_sparse:
+        indices, values, batch, n = _coo_parts(W)
+        d = _row_sums(indices, values, batch, n).reshape(batch, n)
+    else:
+        W3 = W if batched else W[None]
+        d = W3.sum(-1)  # (B, n)
+    inv_sqrt, connected = _inverse_sqrt_degree(d, eps)  # (B, n) each
+    V = U3 * inv_sqrt[..., None]  # (B, n, k)
+    if not W.is_sparse:
+        WV = W3 @ V
+    elif torch.is_grad_enabled() and (values.requires_grad or V.requires_grad):
+        flat = V.reshape(-1, V.shape[-1])  # (B n, k)
+        rows, cols = indices[0] * n + indices[1], indices[0] * n + indices[2]
+        gathered = flat.index_select(0, cols) * values[:, None]  # (nnz, k)
+        WV = flat.new_zeros(flat.shape).index_add(0, rows, gathered).reshape(V.shape)
+    else:
+        WV = _block_csr_apply(indices, values, batch, n, V)
+    squares = U3.square()  # (B, n, k)
+    quadratic = (squares * connected[..., None]).sum(1) - (V * WV).sum(1)  # (B, k)
+    out = quadratic / squares.sum(1)
+    return out if batched else out[0]
 
 
 class Laplacian(nn.Module):

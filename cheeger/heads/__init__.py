@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cheeger.heads.base import INTERNAL_KEYS, Head, HeadOutput, check_head_output
-from cheeger.heads.conv import ConvHead, conv_head, resize_logits
+from cheeger.heads.conv import ConvHead, block_mean, conv_head, resize_logits
 from cheeger.heads.neuralef import NeuralEFHead, NeuralEFHeadConfig
 from cheeger.heads.spectral import SpectralHead, SpectralHeadConfig, spectral_filtering
 
@@ -30,6 +30,7 @@ __all__ = [
     "NeuralEFHeadConfig",
     "SpectralHead",
     "SpectralHeadConfig",
+    "block_mean",
     "build_head",
     "check_head_output",
     "conv_head",

@@ -95,9 +95,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.profiler import record_function
 
-from cheeger.graph import GaussianAffinity, normalized_laplacian
+from cheeger.graph import GaussianAffinity, normalized_laplacian, normalized_rayleigh_quotients
 from cheeger.heads.base import Head, HeadOutput
-from cheeger.heads.conv import resize_logits
+from cheeger.heads.conv import block_mean, resize_logits
 from cheeger.heads.spectral import SpectralHeadConfig, spectral_filtering
 from cheeger.losses import rayleigh_quotient_loss
 from cheeger.losses.bulk import bulk_penalty
@@ -324,10 +324,15 @@ class NeuralEFHead(Head):
     def eigenfunctions(self, f_low: torch.Tensor) -> torch.Tensor:
         """``psi`` of pooled features ``(B, C, h, w)``, L2-batch-normalised per image: ``(B, n, k)``
         with ``||psi_j||^2 = n`` for every image and column (``l2_batch_normalize`` per image)."""
-        batch, _, h, w = f_low.shape
+        _, channels, h, w = f_low.shape
         codes = position_encoding(h, w, self.cfg.positional, f_low)  # (4 P, h, w)
-        inputs = torch.cat([f_low.detach(), codes.expand(batch, -1, -1, -1)], 1)
-        psi = self.psi(inputs).flatten(2).mT  # (B, n, k)
+        # psi's first layer on [f_low; codes], split: the codes' part is the same for every
+        # image, computed once per call as a bias map instead of concatenated to each image
+        first = self.psi[0]
+        weight = first.weight[:, :, 0, 0]  # (hidden, C + 4 P)
+        bias = torch.einsum("oc,chw->ohw", weight[:, channels:], codes)  # (hidden, h, w)
+        z = F.conv2d(f_low.detach(), first.weight[:, :channels], first.bias) + bias
+        psi = self.psi[1:](z).flatten(2).mT  # (B, n, k)
         n = psi.shape[1]
         # psi_j sqrt(n) / ||psi_j||, per image
         return psi * (n**0.5 / psi.norm(dim=1, keepdim=True).clamp_min(1e-12))
@@ -354,20 +359,20 @@ class NeuralEFHead(Head):
             kernels = _kernels(L)
         else:
             eye = torch.eye(n, dtype=L.dtype, device=L.device)
-            kernels = list(n * (eye - L.detach()))
+            kernels = list(n * (eye - L))
         with record_function("cheeger::neuralef_loss"):
             fit = torch.stack([neuralef_loss(p, kern, self.cfg.beta)
                                for p, kern in zip(psi, kernels, strict=True)]).mean()  # fmt: skip
         return {
             "neuralef": fit,
-            "rayleigh": rayleigh_quotient_loss(probs_low, L.detach()),
+            "rayleigh": rayleigh_quotient_loss(probs_low, L),
             "bulk": bulk_penalty(response_c, lam_c, edge),
         }
 
     def forward(self, features: torch.Tensor, out_size: Sequence[int]) -> HeadOutput:
         cfg = self.cfg
         x = self.classifier(features)  # (B, K, H, W)
-        f_low = F.avg_pool2d(features, cfg.stride, ceil_mode=True)  # (B, C, h, w)
+        f_low = block_mean(features, cfg.stride)  # (B, C, h, w)
         batch, _, h, w = f_low.shape
         n = h * w
         if cfg.k > n:
@@ -375,18 +380,21 @@ class NeuralEFHead(Head):
                 f"neuralef head: k = {cfg.k} eigenfunctions, but the graph has only "
                 f"n = {h} x {w} = {n} nodes; lower neuralef.head.k or the stride"
             )
-        # one host sync; a NaN anywhere in features reaches the pooled map
-        if not bool(torch.isfinite(f_low).all()):
+        # one host sync; a NaN anywhere in features reaches the pooled map and its sum (a sum
+        # of finite values can overflow only past 1e38 / n: the full test confirms the error)
+        if not bool(torch.isfinite(f_low.sum())) and not bool(torch.isfinite(f_low).all()):
             raise ValueError("neuralef head: features contain NaN or infinite values (found in "
                              "the features pooled to the graph's resolution)")  # fmt: skip
         with record_function("cheeger::graph"):
             g_low = F.normalize(self.embed(f_low), dim=1)  # (B, d, h, w)
-            L = normalized_laplacian(self.affinity(g_low))  # (B, n, n) sparse (dense: "dense")
+            W = self.affinity(g_low)  # (B, n, n) sparse (dense: "dense")
         with record_function("cheeger::neuralef"):
             psi = self.eigenfunctions(f_low)  # (B, n, k)
             psi_c = psi.detach()
             U = torch.linalg.qr(psi_c).Q if cfg.orthonormalize else psi_c / n**0.5  # (B, n, k)
-            lam = rayleigh_quotients(L, U)  # (B, k): graph-differentiable, U constant
+            # u_j^T L_sym u_j from W: graph-differentiable, U constant; L_sym itself is built
+            # only for the loss terms, which use it as a constant
+            lam = normalized_rayleigh_quotients(W, U)  # (B, k)
         response = self.filter(lam)  # (B, k, channels)
         x_low = self.classifier(f_low)  # (B, K, h, w) = avg_pool(x), exactly
         y = spectral_filtering(U, response, x_low.flatten(2).mT)  # (B, n, K)
@@ -396,8 +404,11 @@ class NeuralEFHead(Head):
         lam_c = lam.detach()
         response_c = self.filter(lam_c)  # (B, k, channels)
         edge = self._noise_edge(g_low)  # (B,)
-        losses = (self._losses(psi, L, U, response_c, lam_c, x_low, edge)
-                  if self.training or torch.is_grad_enabled() else {})  # fmt: skip
+        losses = {}
+        if self.training or torch.is_grad_enabled():
+            with torch.no_grad():
+                L = normalized_laplacian(W)  # (B, n, n): a constant of every loss term
+            losses = self._losses(psi, L, U, response_c, lam_c, x_low, edge)
         gram = U.mT @ U  # (B, k, k)
         eye_k = torch.eye(cfg.k, dtype=U.dtype, device=U.device)
         order = lam_c.argsort(-1)  # snapshots expect ascending eigenvalues

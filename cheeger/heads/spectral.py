@@ -75,7 +75,7 @@ from torch.profiler import record_function
 
 from cheeger.graph import GaussianAffinity, normalized_laplacian
 from cheeger.heads.base import Head, HeadOutput
-from cheeger.heads.conv import resize_logits
+from cheeger.heads.conv import block_mean, resize_logits
 from cheeger.linalg import eigsh
 from cheeger.losses import rayleigh_quotient_loss
 from cheeger.losses.bulk import bulk_penalty
@@ -338,7 +338,7 @@ class SpectralHead(Head):
 
     def graph(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(L_sym (B, n, n), g_low (B, d, h, w))`` of a feature map ``(B, C, H, W)``."""
-        return self._graph(F.avg_pool2d(features, self.cfg.stride, ceil_mode=True))[:2]
+        return self._graph(block_mean(features, self.cfg.stride))[:2]
 
     def _affinity(self, g: torch.Tensor) -> torch.Tensor:
         """The graph's weights on embedding ``g``: learned, or 1 on every edge (``uniform``)."""
@@ -405,7 +405,7 @@ class SpectralHead(Head):
         # average pooling, so pooling the C decoder channels once replaces pooling the class map
         # (and its full-resolution backward pass). The embedding is normalised after pooling,
         # which does not commute: g is unit-length per graph node.
-        f_low = F.avg_pool2d(features, cfg.stride, ceil_mode=True)  # (B, C, h, w)
+        f_low = block_mean(features, cfg.stride)  # (B, C, h, w)
         with record_function("cheeger::graph"):  # named ranges: benchmarks/heads.py reads them
             L, g_low, W = self._graph(f_low)
         batch, _, h, w = g_low.shape

@@ -146,10 +146,10 @@ STAGE_CODE: dict[str, tuple[str, ...]] = {
     "data": (*_CLI_CODE, _DATA_COMMANDS, "cheeger/data"),
     "train": _TRAINING_CODE,
     "features": (*_CLI_CODE, _DATA_COMMANDS, "cheeger/data", "cheeger/features", "cheeger/models"),
-    # evaluation rebuilds the run's model (cheeger/models) and imports cheeger.training, whose
-    # loop reads the cache (cheeger/features)
-    "evaluate": (*_CLI_CODE, _TRAINING_COMMANDS, "cheeger/evaluate.py", "cheeger/features",
-                 "cheeger/metrics", "cheeger/models"),
+    # evaluation rebuilds the run's model and runs its head's forward in eval mode (a path of
+    # its own: cheeger/heads, graph, linalg, spectral) and reads the cache through
+    # cheeger.training: the training code, not only cheeger/models (whose heads live apart)
+    "evaluate": (*_TRAINING_CODE, "cheeger/evaluate.py"),
     "ablation": (*_TRAINING_CODE, _STUDY_COMMANDS, "cheeger/evaluate.py",
                  "cheeger/study/variants.py"),
     # the benchmark files the sweep runs, not the folder: heads.py is run by hand

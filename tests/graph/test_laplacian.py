@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from cheeger.graph import Laplacian, degree, laplacian, normalized_laplacian
+from cheeger.graph import (
+    Laplacian,
+    degree,
+    laplacian,
+    normalized_laplacian,
+    normalized_rayleigh_quotients,
+)
 
 
 def random_graph(n: int, density: float, isolated: int = 0, seed: int = 0) -> np.ndarray:
@@ -171,6 +177,63 @@ def test_gradcheck_sparse_values_with_an_isolated_node(fn):
         return fn(graph).values()
 
     assert torch.autograd.gradcheck(values_to_laplacian, (W.values().clone().requires_grad_(),))
+
+
+def oracle_rayleigh(W: np.ndarray, U: np.ndarray) -> np.ndarray:
+    """``diag(U^T L_sym U) / diag(U^T U)`` with the loop-built ``L_sym``."""
+    L_sym = brute_laplacians(W)[1]
+    return np.einsum("nk,nm,mk->k", U, L_sym, U) / np.einsum("nk,nk->k", U, U)
+
+
+@pytest.mark.filterwarnings("error")  # the CSR product must not warn ("beta state")
+@pytest.mark.parametrize("grad", [False, True])
+def test_rayleigh_quotients_without_L_sym_match_the_loop_built_one(grad):
+    # isolated nodes, self loops and a floored node (degree 1e-20) in a batch of three graphs
+    graphs = [random_graph(9, 0.5, isolated=2, seed=11),
+              random_graph(9, 0.3, seed=12) + np.diag(np.linspace(0.1, 0.9, 9)),
+              random_graph(9, 0.6, seed=13)]  # fmt: skip
+    graphs[2][0, 8] = graphs[2][8, 0] = 0.0
+    graphs[2][8] = graphs[2][:, 8] = 0.0
+    graphs[2][8, 3] = graphs[2][3, 8] = 1e-20
+    W = np.stack(graphs)
+    brute = W.copy()
+    brute[2, 8, 3] = brute[2, 3, 8] = 0.0  # below the floor: the node counts as isolated
+    U = np.random.default_rng(3).standard_normal((3, 9, 4))
+    expected = np.stack([oracle_rayleigh(w, u) for w, u in zip(brute, U, strict=True)])
+    for make in (torch.from_numpy, as_sparse):
+        values = make(W)
+        with torch.set_grad_enabled(grad):
+            if grad:
+                values = values.coalesce() if values.is_sparse else values
+                values.requires_grad_()
+            got = normalized_rayleigh_quotients(values, torch.from_numpy(U))
+        np.testing.assert_allclose(got.detach().numpy(), expected, rtol=1e-12, atol=1e-14)
+        single = normalized_rayleigh_quotients(make(W[1]), torch.from_numpy(U[1]))
+        np.testing.assert_allclose(single.numpy(), expected[1], rtol=1e-12)
+
+
+def test_rayleigh_quotients_without_L_sym_gradcheck_in_W_and_U():
+    W = as_sparse(np.stack([random_graph(7, 0.5, 1, seed=7), random_graph(7, 0.8, 0, seed=8)]))
+    indices = W.indices()
+    U = torch.randn(2, 7, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+    def quotients(values, U):
+        graph = torch.sparse_coo_tensor(indices, values, W.shape, is_coalesced=True,
+                                        check_invariants=False)
+        return normalized_rayleigh_quotients(graph, U)
+
+    assert torch.autograd.gradcheck(quotients, (W.values().clone().requires_grad_(),
+                                                U.requires_grad_()))  # fmt: skip
+    # dense: every entry is a variable, so no node may be isolated (a perturbation would
+    # connect it: the floor is a discontinuity)
+    dense = torch.from_numpy(np.stack([random_graph(7, 0.7, seed=s) for s in (6, 9)])) + 0.05
+    dense = dense * (1 - torch.eye(7, dtype=torch.float64))
+    assert torch.autograd.gradcheck(normalized_rayleigh_quotients, (dense.requires_grad_(), U))
+
+
+def test_rayleigh_quotients_without_L_sym_reject_a_mismatched_U():
+    with pytest.raises(ValueError, match="U must be"):
+        normalized_rayleigh_quotients(torch.eye(3), torch.ones(4, 1))
 
 
 def test_L_sym_is_invariant_to_the_scale_of_W():

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cheeger.heads import ConvHead, conv_head, resize_logits
+from cheeger.heads import ConvHead, block_mean, conv_head, resize_logits
 
 
 @settings(max_examples=20, deadline=None)
@@ -44,3 +44,16 @@ def test_module_matches_function_and_counts_parameters():
 def test_shape_errors_name_both_tensors():
     with pytest.raises(ValueError, match=r"features \(2, 3, 4, 4\) and weight \(2, 5, 1, 1\)"):
         conv_head(torch.zeros(2, 3, 4, 4), torch.zeros(2, 5, 1, 1), None, (4, 4))
+
+
+@pytest.mark.parametrize("shape, stride", [((2, 3, 8, 12), 2), ((1, 2, 9, 12), 3),
+                                           ((2, 3, 7, 10), 2), ((1, 1, 5, 5), 1)])  # fmt: skip
+def test_block_mean_is_ceil_mode_average_pooling(shape, stride):
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    expected = F.avg_pool2d(x, stride, ceil_mode=True)
+    got = block_mean(x, stride)
+    torch.testing.assert_close(got, expected, rtol=1e-14, atol=1e-14)
+    g = torch.randn_like(expected)
+    (a,) = torch.autograd.grad(got, x, g)
+    (b,) = torch.autograd.grad(expected, x, g)
+    torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-14)

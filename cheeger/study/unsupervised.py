@@ -22,12 +22,19 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["ROUTES", "unsupervised_metrics", "unsupervised_table", "unsupervised_text"]
+__all__ = [
+    "ROUTES",
+    "seed_spread",
+    "unsupervised_metrics",
+    "unsupervised_table",
+    "unsupervised_text",
+]
 
 #: The routes, in the order the report shows them.
 ROUTES = ("kmeans", "eigsh", "neuralef")
 _COLUMNS = ("miou", "pixel_accuracy", "boundary_miou", "seconds_per_image",
             "route_seconds_per_image", "route_cpu_seconds_per_image")  # fmt: skip
+_SPREAD = ("seeds", "miou_mean", "miou_sd")
 
 
 def _passes(report: Mapping[str, Any]):
@@ -40,12 +47,28 @@ def _passes(report: Mapping[str, Any]):
             yield route, scores["majority"]
 
 
+def seed_spread(scores: Mapping[str, Any], key: str = "miou") -> tuple[int, float, float]:
+    """``(seeds, mean, sd)`` of ``key`` over a pass's ``seeds`` (sd with ``n - 1``; NaN for one
+    seed); a report without ``seeds`` counts its one score.
+
+    Example:
+        >>> seed_spread({"miou": 0.2, "seeds": {"0": {"miou": 0.2}, "1": {"miou": 0.3}}})
+        (2, 0.25, 0.07071067811865474)
+    """
+    values = [entry[key] for entry in (scores.get("seeds") or {}).values()] or [scores[key]]
+    series = pd.Series(values, dtype=float)
+    return len(values), float(series.mean()), float(series.std(ddof=1))
+
+
 def unsupervised_table(report: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per route and pass: ``route, clusters, matching, images`` and the scores."""
+    """One row per route and pass: ``route, clusters, matching, images``, the main fit's scores
+    and the mIoU's spread over seeds (``seeds``, ``miou_mean``, ``miou_sd``)."""
     rows = [{"route": route, "clusters": s.get("clusters"), "matching": s.get("matching"),
-             "images": s.get("images"), **{c: s.get(c) for c in _COLUMNS}}
+             "images": s.get("images"), **{c: s.get(c) for c in _COLUMNS},
+             **dict(zip(_SPREAD, seed_spread(s), strict=True))}
             for route, s in _passes(report)]  # fmt: skip
-    return pd.DataFrame(rows, columns=["route", "clusters", "matching", "images", *_COLUMNS])
+    return pd.DataFrame(rows, columns=["route", "clusters", "matching", "images", *_COLUMNS,
+                                       *_SPREAD])  # fmt: skip
 
 
 def unsupervised_metrics(report: Mapping[str, Any]) -> dict[str, dict[str, float]]:
@@ -79,6 +102,16 @@ def unsupervised_text(report: Mapping[str, Any]) -> str:
             f" points; goal: within 2 points or better), route CPU time per image "
             f"{nef.get(key, float('nan')):.4f} s vs {eigsh.get(key, float('nan')):.4f} s "
             f"({speed} faster; goal: 10x)."
+        )  # fmt: skip
+    spread = [(route, s) for route, s in _passes(report) if seed_spread(s)[0] > 1]
+    if spread:
+        parts = []
+        for route, s in spread:
+            _, mean, sd = seed_spread(s)
+            parts.append(f"{route} K = {s.get('clusters')} {mean:.3f} +- {sd:.3f}")
+        lines.append(
+            f"Over {seed_spread(spread[0][1])[0]} seeds (every route refitted; mIoU mean +- sd, "
+            f"the main fit's scores above are one of them): {'; '.join(parts)}."
         )  # fmt: skip
     angles = (nef.get("principal_angles") or {}).get("principal_angles")
     if angles:

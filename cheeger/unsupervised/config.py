@@ -21,6 +21,7 @@ _DEFAULTS: dict[str, Any] = {
     "stride": 16,
     "levels": [1, 2, 3],
     "seed": 0,
+    "repeat_seeds": [],
     "limit": None,
     "kernel": {"k": 32, "alpha": 0.3, "pixel_k": [20, 10], "position_weights": [2.0, 0.1]},
     "kmeans": {"sample_per_image": 200, "iters": 50},
@@ -57,6 +58,16 @@ def _float(value: Any, where: str, low: float = 0.0) -> float:
     return float(value)
 
 
+def _seeds(value: Any, seed: Any, where: str) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise ParamsError(f"{where}: expected a list of ints >= 0, got {value!r}")
+    seeds = tuple(_int(v, where, 0) for v in value)
+    if len(set(seeds)) != len(seeds) or seed in seeds:
+        raise ParamsError(f"{where}: expected distinct seeds other than seed = {seed}, got "
+                          f"{list(seeds)}")  # fmt: skip
+    return seeds
+
+
 @dataclass(frozen=True)
 class UnsupervisedConfig:
     """Parsed ``unsupervised:`` settings (defaults in ``_DEFAULTS``; see the module docstring).
@@ -65,7 +76,9 @@ class UnsupervisedConfig:
         clusters: ``K`` matched by the Hungarian algorithm (the number of classes).
         majority_clusters: ``K > C`` matched by majority vote, or 0 to skip.
         stride, levels: node grid and taps (:func:`~cheeger.unsupervised.node_features`).
-        seed: every random draw.
+        seed: every random draw of the main fit (its scores, timings, figures and fidelity).
+        repeat_seeds: further seeds: every route fitted and scored again with each, for the
+            spread of its scores over seeds (``seed`` and these).
         limit: images per split (``None``: all).
         kernel, kmeans, eigsh, neuralef, fidelity: the sub-sections, as dicts.
     """
@@ -75,6 +88,7 @@ class UnsupervisedConfig:
     stride: int
     levels: tuple[int, ...]
     seed: int
+    repeat_seeds: tuple[int, ...]
     limit: int | None
     kernel: dict[str, Any] = field(default_factory=dict)
     kmeans: dict[str, Any] = field(default_factory=dict)
@@ -128,6 +142,7 @@ class UnsupervisedConfig:
             stride=_int(merged["stride"], f"{w}.stride"),
             levels=tuple(_int(v, f"{w}.levels", 0) for v in merged["levels"]),
             seed=_int(merged["seed"], f"{w}.seed", 0),
+            repeat_seeds=_seeds(merged["repeat_seeds"], merged["seed"], f"{w}.repeat_seeds"),
             limit=None if limit is None else _int(limit, f"{w}.limit"),
             kernel=kernel,
             kmeans={"sample_per_image": _int(merged["kmeans"]["sample_per_image"],

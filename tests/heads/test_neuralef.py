@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import cheeger.heads.neuralef as neuralef_module
-from cheeger.graph import normalized_laplacian
+from cheeger.graph import normalized_laplacian, normalized_rayleigh_quotients
 from cheeger.heads import NeuralEFHead, NeuralEFHeadConfig, build_head, head_names
 from cheeger.heads.neuralef import SHARED_KEYS, position_encoding, rayleigh_quotients
 from cheeger.linalg import eigsh
@@ -195,10 +195,12 @@ def test_task_gradient_on_the_graph_is_the_eigenvalue_derivative():
     head.zero_grad()
     head.filter(lam).sum().backward()
     expected = head.affinity.log_sigma.grad.clone()
-    head.zero_grad()
-    L = normalized_laplacian(head.affinity(F.normalize(head.embed(f_low), dim=1)))
-    head.filter(rayleigh_quotients(L, U)).sum().backward()
-    assert torch.allclose(head.affinity.log_sigma.grad, expected, rtol=1e-10)
+    for quotients in (lambda W: rayleigh_quotients(normalized_laplacian(W), U),
+                      lambda W: normalized_rayleigh_quotients(W, U)):  # the head's  # fmt: skip
+        head.zero_grad()
+        W = head.affinity(F.normalize(head.embed(f_low), dim=1))
+        head.filter(quotients(W)).sum().backward()
+        assert torch.allclose(head.affinity.log_sigma.grad, expected, rtol=1e-10)
 
 
 def _flip_psi_outputs(head, columns):

@@ -108,3 +108,18 @@ def test_the_unsupervised_routes_reach_metrics_and_readme(synthetic_study):
     assert "eigenfunctions.png" not in readme  # not written, not linked
     table = pd.read_csv(layout.path(TABLES, profile=study.profile) / "unsupervised.csv")
     assert len(table) == 6
+
+
+def test_the_spread_over_seeds_is_tabled_and_said():
+    report = _unsupervised()
+    for route, values in (("kmeans", (0.19, 0.17, 0.21)), ("neuralef", (0.21, 0.25, 0.29))):
+        report[route]["seeds"] = {str(s): {"miou": v} for s, v in enumerate(values)}
+    table = unsupervised_table(report).set_index(["route", "matching"])
+    assert table.loc[("kmeans", "hungarian"), "seeds"] == 3
+    assert table.loc[("neuralef", "hungarian"), "miou_mean"] == pytest.approx(0.25)
+    assert table.loc[("neuralef", "hungarian"), "miou_sd"] == pytest.approx(0.04)
+    assert table.loc[("eigsh", "hungarian"), "seeds"] == 1  # no repeats: its one score
+    assert np.isnan(table.loc[("eigsh", "hungarian"), "miou_sd"])
+    text = unsupervised_text(report)
+    assert "Over 3 seeds" in text and "neuralef K = 11 0.250 +- 0.040" in text
+    assert "eigsh K = 11" not in text.split("Over 3 seeds")[1]  # one seed: no spread claimed

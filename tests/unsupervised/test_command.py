@@ -30,6 +30,7 @@ TINY = {
         "eigsh": {"eigenvectors": 3, "segments": 3},
         "neuralef": {"epochs": 1, "batch_images": 4, "hidden": 32},
         "fidelity": {"batches": 1},
+        "repeat_seeds": [1],
     },
 }  # fmt: skip
 
@@ -65,6 +66,12 @@ def test_command_writes_every_route_and_figure(setup, tmp_path):
             assert key in scores["majority"]
         assert scores["clusters"] == 9 and scores["majority"]["clusters"] == 12
         assert sorted(scores["mapping"]) == list(range(9))  # Hungarian: a permutation
+        for entry in (scores, scores["majority"]):  # the main fit first, then the repeat
+            assert list(entry["seeds"]) == ["0", "1"], route
+            assert entry["seeds"]["0"]["miou"] == entry["miou"]
+            assert 0 <= entry["seeds"]["1"]["miou"] <= 1
+    # the repeat is a fit of its own: its psi differs from the main fit's
+    assert report["neuralef"]["seeds"]["1"] != report["neuralef"]["seeds"]["0"]
     angles = report["neuralef"]["principal_angles"]["principal_angles"]
     assert len(angles) == 9 and all(0 <= a <= 90.001 for a in angles)
     assert angles == sorted(angles)
@@ -83,6 +90,9 @@ def test_profile_overrides_and_unknown_keys(setup):
     assert UnsupervisedConfig.from_params(over).neuralef["beta"] == 0.5
     with pytest.raises(ParamsError, match=r"unsupervised\.kernel\.kk: unknown key"):
         UnsupervisedConfig.from_params({**params, "unsupervised": {"kernel": {"kk": 1}}})
+    for bad in ([0, 2], [2, 2], 3):
+        with pytest.raises(ParamsError, match=r"unsupervised\.repeat_seeds: expected"):
+            UnsupervisedConfig.from_params({**params, "unsupervised": {"repeat_seeds": bad}})
     with pytest.raises(ParamsError, match=r"unsupervised\.kernel\.k: expected an int"):
         UnsupervisedConfig.from_params({**params, "unsupervised": {"kernel": {"k": 0}}})
 

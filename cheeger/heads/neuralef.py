@@ -380,8 +380,9 @@ class NeuralEFHead(Head):
                 f"neuralef head: k = {cfg.k} eigenfunctions, but the graph has only "
                 f"n = {h} x {w} = {n} nodes; lower neuralef.head.k or the stride"
             )
-        # one host sync; a NaN anywhere in features reaches the pooled map and its sum (a sum
-        # of finite values can overflow only past 1e38 / n: the full test confirms the error)
+        # one host sync; a NaN or infinity anywhere in features reaches the pooled map and its
+        # sum; a sum of finite values overflows only when its B C h w terms average past the
+        # dtype's max / (B C h w) (3.4e38 in float32): the full test then confirms the error
         if not bool(torch.isfinite(f_low.sum())) and not bool(torch.isfinite(f_low).all()):
             raise ValueError("neuralef head: features contain NaN or infinite values (found in "
                              "the features pooled to the graph's resolution)")  # fmt: skip

@@ -54,13 +54,19 @@ from cheeger.study.variants import params_variant, parse_setting
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _model(params: dict, head: str, num_classes: int, profile: str) -> torch.nn.Module:
+def _model(params: dict, head: str, num_classes: int, profile: str,
+           normalization: dict | None = None) -> torch.nn.Module:  # fmt: skip
+    """The profile's model as training builds it: a Lite0 encoder is told the prepared data's
+    normalisation (``normalization``, the manifest's), which it maps to its own inputs'."""
     m = ModelConfig.from_params(params, profile)
     options = head_options(params, head, profile)
+    lite = {}
+    if normalization is not None and m.encoder != "unet":
+        lite = {"input_mean": normalization["mean"], "input_std": normalization["std"]}
     return build_model(m.encoder, num_classes, depth=m.depth, width=m.width, norm=m.norm,
                        groups=m.groups, decoder_width=m.decoder_width,
-                       freeze_encoder=m.freeze_encoder, head=head,
-                       head_options=options)  # fmt: skip
+                       freeze_encoder=m.freeze_encoder, head=head, head_options=options,
+                       **lite)  # fmt: skip
 
 
 def _step_times(model, images, labels, repeats):
@@ -134,7 +140,12 @@ def _measure(profile: str, head: str, batch: int, repeats: int, threads: int,
         params = params_variant(params, dict(map(parse_setting, settings)), profile)
     block = params["profiles"][profile]
     num_classes = {"synthetic": 9, "camvid": 11, "cityscapes": 19}[block["dataset"]]
-    model = _model(params, head, num_classes, profile)
+    normalization = None
+    if data is not None:  # the images are normalised as the data: the model must know how
+        from cheeger.data.prepared import load_manifest
+
+        normalization = load_manifest(data.format(profile=profile))["normalization"]
+    model = _model(params, head, num_classes, profile, normalization)
     if weights is not None:  # this head's checkpoint, asked for by name: it must exist
         weights = _load_weights(model, Path(weights), required=True)
     elif runs is not None:  # conv's cost does not depend on its weights: it may lack them

@@ -122,4 +122,8 @@ def test_the_spread_over_seeds_is_tabled_and_said():
     assert np.isnan(table.loc[("eigsh", "hungarian"), "miou_sd"])
     text = unsupervised_text(report)
     assert "Over 3 seeds" in text and "neuralef K = 11 0.250 +- 0.040" in text
+    assert "mIoU 0.210 vs 0.220 (-1.0 points)" in text  # eigsh has one seed: the main fits
     assert "eigsh K = 11" not in text.split("Over 3 seeds")[1]  # one seed: no spread claimed
+    report["eigsh"]["seeds"] = {str(s): {"miou": v} for s, v in enumerate((0.22, 0.24, 0.26))}
+    text = unsupervised_text(report)
+    assert "0.250 +- 0.040 vs 0.240 +- 0.020 over 3 and 3 seeds (+1.0 points" in text

@@ -139,9 +139,10 @@ _TRAINING_CODE = (*_CLI_CODE, _TRAINING_COMMANDS, "cheeger/data", "cheeger/featu
                   "cheeger/metrics", "cheeger/models", "cheeger/spectral",
                   "cheeger/training")  # fmt: skip
 
-#: The package code (paths in the checkout) each kind of job runs: the Snakefile makes it an
-#: input of those jobs, so editing it reruns them (Snakemake tracks only the rules' own code),
-#: and dvc.yaml lists the same paths as the deps of the stage of the same name.
+#: The package code (paths in the checkout) each kind of job runs: the Snakefile digests it into
+#: those jobs' fingerprints (cheeger.study.fingerprint), so a change of its code reruns them
+#: (Snakemake tracks only the rules' own code), and dvc.yaml lists the same paths as the deps of
+#: the stage of the same name.
 STAGE_CODE: dict[str, tuple[str, ...]] = {
     "data": (*_CLI_CODE, _DATA_COMMANDS, "cheeger/data"),
     "train": _TRAINING_CODE,

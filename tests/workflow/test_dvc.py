@@ -63,7 +63,7 @@ def test_stage_code_and_outputs_are_the_rules(dvc_yaml):
     for name, stage in dvc_yaml["stages"].items():
         deps = stage["deps"]
         code = [d for d in deps if d.startswith(("cheeger", "benchmarks"))]
-        assert code == list(L.STAGE_CODE[name]), name  # what the rules list as inputs
+        assert code == list(L.STAGE_CODE[name]), name  # what the rules fingerprint
         assert {"Snakefile", "workflow/rules/common.smk"} <= set(deps)
         assert all((REPO / d).exists() for d in deps if "${" not in d and "results" not in d)
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in stage.get("outs", [])]

@@ -90,9 +90,10 @@ def finished_study(tmp_path, repo_params, shrink, sh):
     return source
 
 
-def _fresh_clone_dry_run(source: Path, name: str, sh) -> str:
+def _fresh_clone_dry_run(source: Path, name: str, sh, newer: tuple[str, ...] = ()) -> str:
     """Clone ``source``, restore the outputs git ignores (prepared data and runs: what `dvc
-    pull` restores), give every file one mtime (a fresh checkout: mtimes say nothing), and
+    pull` restores), give every file one mtime (a fresh checkout: mtimes say nothing) but the
+    files ``newer`` a later one (edited in a working checkout after the outputs were made), and
     dry-run the clone's Snakefile; its output."""
     clone = source.parent / name
     _git(sh, ["clone", "-q", str(source), str(clone)], source.parent)
@@ -107,6 +108,8 @@ def _fresh_clone_dry_run(source: Path, name: str, sh) -> str:
         if ".git" not in Path(folder).parts:
             for entry in [*files, "."]:  # the folder too: directory outputs count by theirs
                 os.utime(Path(folder) / entry, (stamp, stamp))
+    for path in newer:
+        os.utime(clone / path, (stamp + 3600, stamp + 3600))
     result = sh(["snakemake", "-n"], clone)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
@@ -127,6 +130,9 @@ def test_a_fresh_clone_reruns_the_jobs_whose_code_changed_and_only_those(
     _commit_edit(finished_study, "cheeger/study/report.py",
                  lambda text: text.replace("\n\n\ndef ", "\n\n\n# a new comment\ndef ", 1), sh)
     assert "Nothing to be done" in _fresh_clone_dry_run(finished_study, "comment", sh)
+    # nor in a working checkout, where the edited file is newer than every output
+    edited = ("cheeger/study/report.py",)
+    assert "Nothing to be done" in _fresh_clone_dry_run(finished_study, "edited", sh, edited)
     # a change of training code (committed without rerunning the study) reruns every training
     # job and what reads its runs, not the sweeps
     _commit_edit(finished_study, "cheeger/training/loss.py",

@@ -7,7 +7,6 @@ rule ablation_run:
     input:
         data=path(L.PREPARED),
         features=FEATURES_DONE,
-        code=code("ablation"),
         fingerprint=fingerprint_file("ablation_run", "ablation", ablation_settings),
     output:
         done=path(L.ABLATION_DONE),
@@ -33,7 +32,6 @@ rule ablation_evaluate:
         done=path(L.ABLATION_DONE),
         params=path(L.ABLATION_PARAMS),
         data=path(L.PREPARED),
-        code=code("evaluate"),
         fingerprint=fingerprint_file("ablation_evaluate", "evaluate", EVALUATE_SETTINGS),
     output:
         path(L.ABLATION_EVAL),

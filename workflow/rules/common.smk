@@ -12,7 +12,9 @@
 # settings (cheeger.study.fingerprint), rewritten as the DAG is built when, and only when, the
 # record changed: then it is newer than the job's outputs and the job reruns. This needs no
 # Snakemake metadata, which a fresh clone has not, and works when every file has the clone's
-# mtime. Comments and formatting of Python code do not change a record.
+# mtime. Comments and formatting of Python code do not change a record. The code files are not
+# inputs of their own: by their mtime an edited comment would rerun every job reading the file
+# (the fingerprint is what says whether the code changed).
 
 import json
 import os

@@ -9,7 +9,6 @@ rule control_run:
     input:
         data=path(L.PREPARED),
         features=FEATURES_DONE,
-        code=code("ablation"),
         fingerprint=fingerprint_file("control_run", "ablation", control_settings),
     output:
         done=path(L.CONTROL_DONE),
@@ -35,7 +34,6 @@ rule control_evaluate:
         done=path(L.CONTROL_DONE),
         params=path(L.CONTROL_PARAMS),
         data=path(L.PREPARED),
-        code=code("evaluate"),
         fingerprint=fingerprint_file("control_evaluate", "evaluate", EVALUATE_SETTINGS),
     output:
         path(L.CONTROL_EVAL),

@@ -3,7 +3,6 @@
 
 rule prepare:
     input:
-        code=code("data"),
         fingerprint=fingerprint_file("prepare", "data", PREPARE_SETTINGS),
     output:
         directory(path(L.PREPARED)),

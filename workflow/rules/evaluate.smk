@@ -7,7 +7,6 @@ rule evaluate_run:
     input:
         done=path(L.RUN_DONE),
         data=path(L.PREPARED),
-        code=code("evaluate"),
         fingerprint=fingerprint_file("evaluate_run", "evaluate", EVALUATE_SETTINGS),
     output:
         path(L.EVAL),

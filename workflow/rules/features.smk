@@ -13,7 +13,6 @@
 rule features_cache:
     input:
         data=path(L.PREPARED),
-        code=code("features"),
         fingerprint=fingerprint_file("features_cache", "features", FEATURES_SETTINGS),
     output:
         done=path(L.FEATURES_DONE),

@@ -17,7 +17,6 @@ rule report:
         broadening=path(L.BROADENING),
         other_reports=other_reports(),
         data=path(L.PREPARED),
-        code=code("report"),
         fingerprint=fingerprint_file("report", "report", STUDY_SETTINGS),
     output:
         readme=path(L.README),

@@ -5,7 +5,6 @@
 
 rule scaling:
     input:
-        code=code("scaling"),
         fingerprint=fingerprint_file("scaling", "scaling", STUDY_SETTINGS.get("scaling", {})),
     output:
         json=path(L.SCALING),
@@ -29,7 +28,6 @@ rule scaling:
 
 rule gradients:
     input:
-        code=code("gradients"),
         fingerprint=fingerprint_file("gradients", "gradients", STUDY_SETTINGS.get("gradients", {})),
     output:
         path(L.GRADIENTS),
@@ -50,7 +48,6 @@ rule gradients:
 rule broadening:
     input:
         data=path(L.PREPARED),
-        code=code("broadening"),
         fingerprint=fingerprint_file("broadening", "broadening", STUDY_SETTINGS.get("broadening", {})),
     output:
         path(L.BROADENING),

@@ -12,7 +12,6 @@ rule train_run:
     input:
         data=path(L.PREPARED),
         features=FEATURES_DONE,
-        code=code("train"),
         fingerprint=fingerprint_file("train_run", "train", train_settings),
     output:
         done=path(L.RUN_DONE),

@@ -7,7 +7,6 @@ rule trial_run:
     input:
         data=path(L.PREPARED),
         features=FEATURES_DONE,
-        code=code("ablation"),
         fingerprint=fingerprint_file("trial_run", "ablation", trial_settings),
     output:
         done=path(L.TRIAL_DONE),
@@ -33,7 +32,6 @@ rule trial_evaluate:
         done=path(L.TRIAL_DONE),
         params=path(L.TRIAL_PARAMS),
         data=path(L.PREPARED),
-        code=code("evaluate"),
         fingerprint=fingerprint_file("trial_evaluate", "evaluate", EVALUATE_SETTINGS),
     output:
         path(L.TRIAL_EVAL),
@@ -55,7 +53,6 @@ rule trial_compare:
     input:
         evaluations=TRIAL_BASELINES,
         trial=TRIAL_EVALUATIONS,
-        code=code("report"),
         fingerprint=fingerprint_file("trial_compare", "report", TRIAL_COMPARE_SETTINGS),
     output:
         summary=path(L.TRIAL_SUMMARY),

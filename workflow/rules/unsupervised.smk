@@ -8,7 +8,6 @@ rule unsupervised_run:
     input:
         data=path(L.PREPARED),
         features=FEATURES_DONE,
-        code=code("unsupervised"),
         fingerprint=fingerprint_file("unsupervised_run", "unsupervised", UNSUPERVISED_SETTINGS),
     output:
         done=path(L.UNSUPERVISED_DONE),

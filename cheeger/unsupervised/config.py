@@ -27,7 +27,7 @@ _DEFAULTS: dict[str, Any] = {
     "kmeans": {"sample_per_image": 200, "iters": 50},
     "eigsh": {"eigenvectors": 8, "segments": 8},
     "neuralef": {"beta": 1.0, "epochs": 2, "batch_images": 4, "lr": 1.0e-3, "hidden": 256,
-                 "layers": 2, "tau": [1.0, 0.3]},
+                 "layers": 1, "tau": [1.0, 0.3]},
     "fidelity": {"batches": 4},
 }
 

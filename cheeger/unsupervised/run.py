@@ -58,22 +58,12 @@ REFERENCE = {"dataset": "Cityscapes (27 classes)", "backbone": "ViT-S/16", "sour
              "kmeans_miou": 0.224, "neuralef_miou": 0.282}  # fmt: skip
 
 
-#: The routes in the order they run.
-ROUTES_ORDER = ("kmeans", "eigsh", "neuralef")
 #: The scores kept per seed for the spread over seeds.
 SPREAD_KEYS = ("miou", "pixel_accuracy", "boundary_miou", "route_cpu_seconds_per_image")
 
 
 def _spread_entry(scores: dict[str, Any]) -> dict[str, float]:
     return {key: scores[key] for key in SPREAD_KEYS}
-
-
-def _passes_of(route_report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The K = C pass (the route's top level) and the majority pass, where present."""
-    passes = [route_report] if "miou" in route_report else []
-    if "miou" in (route_report.get("majority") or {}):
-        passes.append(route_report["majority"])
-    return passes
 
 
 def _routes(cfg: UnsupervisedConfig, k: int, log: Callable[[str], None]) -> dict[str, Any]:
@@ -126,26 +116,33 @@ def run_unsupervised(
     def save(name: str) -> None:
         atomic_write_bytes(out / name, json.dumps(report, indent=1, default=list).encode())
 
+    def fit(route: Any, segments: torch.Tensor | None) -> None:
+        """Fit on the training nodes; an eigsh route given ``segments`` (a fit's
+        ``segment_means`` with the same seed: they do not depend on K) skips the eigensolves."""
+        if isinstance(route, EigshRoute) and segments is not None:
+            route.fit(feats, cols, segment_means=segments)
+        else:
+            route.fit(feats, cols)
+
+    def score(route: Any, k: int, matching: str, **options: Any) -> dict[str, Any]:
+        return evaluate_route(
+            route, iter_items(features, data, "test", cfg.limit), clusters=k,
+            num_classes=classes, ignore_index=ignore, matching=matching,
+            stride=cfg.stride, levels=cfg.levels, **options,
+        )  # fmt: skip
+
     fitted: dict[str, Any] = {}
     for k, matching in plans:
         examples: dict[str, list[torch.Tensor]] = {}
         for name, route in _routes(cfg, k, log).items():
             start = time.perf_counter()
-            if isinstance(route, EigshRoute) and "eigsh" in fitted:
-                # the per-image segments do not depend on K: reuse the first fit's
-                route.fit(feats, cols, segment_means=fitted["eigsh"].segment_means)
-            else:
-                route.fit(feats, cols)
+            fit(route, fitted["eigsh"].segment_means if "eigsh" in fitted else None)
             fit_seconds = time.perf_counter() - start
             fit_unconverged = getattr(route, "unconverged", 0)
             if isinstance(route, EigshRoute):  # counted apart: the test images' solves only
                 route.unconverged = 0
             log(f"{name} K={k}: fitted in {fit_seconds:.1f} s; evaluating on test")
-            scores = evaluate_route(
-                route, iter_items(features, data, "test", cfg.limit), clusters=k,
-                num_classes=classes, ignore_index=ignore, matching=matching,
-                stride=cfg.stride, levels=cfg.levels, log=log,
-            )  # fmt: skip
+            scores = score(route, k, matching, log=log)
             scores["fit_seconds"] = fit_seconds
             if isinstance(route, EigshRoute):
                 # per-image solves left unconverged: on the fitted (train) images, 0 when the
@@ -155,6 +152,7 @@ def run_unsupervised(
             if isinstance(route, NeuralEFRoute):
                 scores["history"] = route.history
             examples[name] = scores.pop("examples")
+            scores["seeds"] = {str(cfg.seed): _spread_entry(scores)}  # the spread's first entry
             log(f"{name} K={k} ({matching}): mIoU {scores['miou']:.4f}, pixel accuracy "
                 f"{scores['pixel_accuracy']:.4f}, boundary mIoU {scores['boundary_miou']:.4f}, "
                 f"{scores['seconds_per_image']:.4f} s per image "
@@ -182,25 +180,15 @@ def run_unsupervised(
         atomic_write_bytes(out / "eigenfunctions.png", eigenfunction_figure(
             items[0], fitted["eigsh"], nef, cfg.stride, cfg.levels))
         save("progress.json")
-    for name in ROUTES_ORDER:  # the main fit is the first entry of every spread
-        for scores in _passes_of(report[name]):
-            scores["seeds"] = {str(cfg.seed): _spread_entry(scores)}
     for seed in cfg.repeat_seeds:
         repeat = dataclasses.replace(cfg, seed=seed)
         segments = None
         for k, matching in plans:
             for name, route in _routes(repeat, k, log).items():
-                if isinstance(route, EigshRoute) and segments is not None:
-                    route.fit(feats, cols, segment_means=segments)
-                else:
-                    route.fit(feats, cols)
+                fit(route, segments)
                 if isinstance(route, EigshRoute):
                     segments = route.segment_means
-                scores = evaluate_route(
-                    route, iter_items(features, data, "test", cfg.limit), clusters=k,
-                    num_classes=classes, ignore_index=ignore, matching=matching,
-                    stride=cfg.stride, levels=cfg.levels, keep=0,
-                )  # fmt: skip
+                scores = score(route, k, matching, keep=0)
                 target = report[name] if matching == "hungarian" else report[name]["majority"]
                 target["seeds"][str(seed)] = _spread_entry(scores)
                 log(f"{name} K={k} ({matching}), seed {seed}: mIoU {scores['miou']:.4f}")

@@ -179,16 +179,14 @@ class SymmetricOperator:
         if self.dense is not None:
             PQ = P @ Q.transpose(-1, -2)  # (B, n, n)
             return 0.5 * (PQ + PQ.transpose(-1, -2))
+        # sym(P Q^T) = [P Q] [Q P]^T / 2 sampled on the pattern: one sampled dense-dense product
+        # (SDDMM) on the block-diagonal CSR, whose values are in the stored entries' order. The
+        # row gathers it replaces, (nnz, m) each, were 10-15x slower (trained camvid_lite0
+        # graphs, 45 x 60 and 90 x 120, batch 4, k = 16, one thread)
         Pf = P.reshape(-1, P.shape[-1])
         Qf = Q.reshape(-1, Q.shape[-1])
-        r = self.bidx * self.n + self.rows
-        c = self.bidx * self.n + self.cols
-        out = torch.empty(r.shape[0], dtype=P.dtype, device=P.device)
-        chunk = max(1, (1 << 24) // max(1, P.shape[-1]))  # bound the (chunk, m) gathers
-        for s in range(0, r.shape[0], chunk):
-            rs, cs = r[s : s + chunk], c[s : s + chunk]
-            out[s : s + chunk] = 0.5 * ((Pf[rs] * Qf[cs]).sum(-1) + (Pf[cs] * Qf[rs]).sum(-1))
-        return out
+        left, right = torch.cat([Pf, Qf], -1), torch.cat([Qf, Pf], -1)  # (B n, 2m)
+        return torch.sparse.sampled_addmm(self.csr, left, right.T, beta=0.0, alpha=0.5).values()
 
     def to_dense(self) -> torch.Tensor:
         """Dense ``(B, n, n)`` copy (tests and small problems only)."""

@@ -101,7 +101,7 @@ def test_hierarchy_coarsens_and_keeps_graphs_apart():
     )
     batch = torch.sparse_coo_tensor(idx, torch.cat([a.values() for a in graphs]), (2, 576, 576))
     mg = AggregationMultigrid(SymmetricOperator.from_tensor(batch.coalesce()), 1e-3, coarse_size=30)
-    sizes = [lv.inv_diag.shape[0] for lv in mg.levels]
+    sizes = [lv.K.shape[0] for lv in mg.levels]
     assert len(sizes) >= 3
     assert all(2 * c <= f for f, c in itertools.pairwise(sizes))
     # the operator is block diagonal: a right-hand side in graph 0 stays in graph 0
@@ -121,7 +121,7 @@ def test_uniform_grids_and_paths_coarsen(connectivity, grid_edges, laplacian_fro
     rows, cols = grid_edges(H, W, connectivity)
     L = laplacian_from_edges(rows, cols, torch.ones(rows.shape[0], dtype=D), H * W)
     mg = AggregationMultigrid(SymmetricOperator.from_tensor(L), 1e-3, coarse_size=100)
-    sizes = [lv.inv_diag.shape[0] for lv in mg.levels]
+    sizes = [lv.K.shape[0] for lv in mg.levels]
     assert len(sizes) >= 2 and sizes[-1] <= 100
     assert all(2 * c <= f for f, c in itertools.pairwise(sizes))
     i = torch.arange(1000)  # a path: each interior node ties between its two neighbours
@@ -173,3 +173,69 @@ def test_module_form_and_bad_inputs():
         AggregationMultigrid(SymmetricOperator.from_tensor(Lsym.to_dense()), 1e-3)
     with pytest.raises(ValueError, match="shift must be > 0"):
         AggregationMultigrid(SymmetricOperator.from_tensor(Lsym), 0.0)
+
+
+def _reference_cycle(mg: AggregationMultigrid, R: torch.Tensor) -> torch.Tensor:
+    """The textbook preconditioner, dense and unscaled: V-cycles of Jacobi-preconditioned
+    Chebyshev smoothing (Saad, Alg. 12.1, step by step) on ``K = S^{-1} K~ S^{-1}`` with the
+    prolongations ``P = S P~ S_c^{-1}`` and an exact coarse solve, rebuilt from the hierarchy."""
+    Ks, Ps = [], []
+    for i, lv in enumerate(mg.levels):
+        s = lv.scale.double()
+        Ks.append(lv.K.to_dense().double() / s / s.T)
+        if lv.P is not None:
+            Ps.append(s * lv.P.to_dense().double() / mg.levels[i + 1].scale.double().T)
+
+    def smooth(i, B, X):
+        K, lmax = Ks[i], mg.levels[i].lmax
+        inv_diag = 1.0 / K.diagonal()[:, None]
+        lo = lmax / mg.ratio
+        theta, delta = 0.5 * (lmax + lo), 0.5 * (lmax - lo)
+        sigma = theta / delta
+        rho = 1.0 / sigma
+        X = torch.zeros_like(B) if X is None else X
+        D = inv_diag * (B - K @ X) / theta
+        X = X + D
+        for _ in range(mg.smooth_steps - 1):
+            rho_new = 1.0 / (2.0 * sigma - rho)
+            D = rho_new * rho * D + 2.0 * rho_new / delta * inv_diag * (B - K @ X)
+            X = X + D
+            rho = rho_new
+        return X
+
+    def cycle(i, B):
+        if i == len(Ks) - 1:
+            return torch.linalg.solve(Ks[i], B)
+        X = smooth(i, B, None)
+        X = X + Ps[i] @ cycle(i + 1, Ps[i].T @ (B - Ks[i] @ X))
+        return smooth(i, B, X)
+
+    # the rebuilt operators are the setup's: Galerkin products of one another
+    for i, P in enumerate(Ps):
+        assert torch.allclose(P.T @ Ks[i] @ P, Ks[i + 1], rtol=0, atol=1e-12 * Ks[i].abs().max())
+    B = R.reshape(-1, R.shape[-1])
+    X = cycle(0, B)
+    for _ in range(mg.cycles - 1):
+        X = X + cycle(0, B - Ks[0] @ X)
+    return X.reshape(R.shape)
+
+
+@pytest.mark.parametrize(("smooth_steps", "cycles"), [(2, 2), (1, 1), (3, 1), (4, 2)])
+def test_scaled_cycle_is_the_textbook_preconditioner(smooth_steps, cycles):
+    # the cycle runs on S K S with Horner-evaluated Chebyshev polynomials and reused buffers;
+    # it must be the same operator as the step-by-step Jacobi-Chebyshev V-cycle on K, for every
+    # degree (Horner's ping-pong differs for odd and even degrees), a batch of two graphs, and
+    # blocks of different widths through the same buffers
+    graphs = [_laplacians(24, 24, seed=s)[2] for s in (12, 13)]
+    idx = torch.cat(
+        [torch.cat([torch.full((1, a._nnz()), b), a.indices()]) for b, a in enumerate(graphs)], 1
+    )
+    batch = torch.sparse_coo_tensor(idx, torch.cat([a.values() for a in graphs]), (2, 576, 576))
+    mg = AggregationMultigrid(SymmetricOperator.from_tensor(batch.coalesce()), 1e-3,
+                              coarse_size=30, smooth_steps=smooth_steps, cycles=cycles)  # fmt: skip
+    assert len(mg.levels) >= 3
+    g = torch.Generator().manual_seed(14)
+    for p in (5, 2, 7):
+        R = torch.randn(2, 576, p, generator=g, dtype=D)
+        out, ref = mg(R), _reference_cycle(mg, R)
+        assert torch.allclose(out, ref, rtol=0, atol=1e-10 * ref.abs().max())

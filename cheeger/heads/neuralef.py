@@ -407,7 +407,7 @@ class NeuralEFHead(Head):
         edge = self._noise_edge(g_low)  # (B,)
         losses = {}
         if self.training or torch.is_grad_enabled():
-            with torch.no_grad():
+            with torch.no_grad(), record_function("cheeger::graph"):
                 L = normalized_laplacian(W)  # (B, n, n): a constant of every loss term
             losses = self._losses(psi, L, U, response_c, lam_c, x_low, edge)
         gram = U.mT @ U  # (B, k, k)

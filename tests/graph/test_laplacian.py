@@ -270,3 +270,19 @@ def test_module_selects_the_laplacian():
     torch.testing.assert_close(Laplacian()(W), laplacian(W))
     torch.testing.assert_close(Laplacian(normalized=True)(W), normalized_laplacian(W))
     assert "normalized=True" in repr(Laplacian(normalized=True))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_normalized_rayleigh_quotients_in_half_precision(dtype):
+    # without autograd, float32/64 take a CSR product, which CPU torch lacks for half types:
+    # those fall back to the gather product and match float64 to their precision
+    g = torch.Generator().manual_seed(21)
+    W = torch.rand(2, 30, 30, generator=g, dtype=torch.float64)
+    W = W * (torch.rand(2, 30, 30, generator=g) < 0.2)
+    W = (W + W.mT).to_sparse().coalesce()
+    U = torch.randn(2, 30, 4, generator=g, dtype=torch.float64)
+    ref = normalized_rayleigh_quotients(W, U)
+    with torch.no_grad():
+        out = normalized_rayleigh_quotients(W.to(dtype), U.to(dtype))
+    assert out.dtype == dtype
+    assert torch.allclose(out.double(), ref, rtol=0, atol=4 * torch.finfo(dtype).eps)

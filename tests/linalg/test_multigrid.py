@@ -94,12 +94,19 @@ def test_pcg_with_the_vcycle_beats_jacobi():
     assert 4 * its_mg < its_jacobi
 
 
-def test_hierarchy_coarsens_and_keeps_graphs_apart():
-    graphs = [_laplacians(24, 24, seed=s)[2] for s in (4, 5)]
+def _batch_of(graphs):
+    """One 3-dim COO batch ``(B, n, n)`` of the sparse ``(n, n)`` ``graphs``."""
     idx = torch.cat(
         [torch.cat([torch.full((1, a._nnz()), b), a.indices()]) for b, a in enumerate(graphs)], 1
     )
-    batch = torch.sparse_coo_tensor(idx, torch.cat([a.values() for a in graphs]), (2, 576, 576))
+    n = graphs[0].shape[-1]
+    return torch.sparse_coo_tensor(idx, torch.cat([a.values() for a in graphs]),
+                                   (len(graphs), n, n))  # fmt: skip
+
+
+def test_hierarchy_coarsens_and_keeps_graphs_apart():
+    graphs = [_laplacians(24, 24, seed=s)[2] for s in (4, 5)]
+    batch = _batch_of(graphs)
     mg = AggregationMultigrid(SymmetricOperator.from_tensor(batch.coalesce()), 1e-3, coarse_size=30)
     sizes = [lv.K.shape[0] for lv in mg.levels]
     assert len(sizes) >= 3
@@ -227,13 +234,15 @@ def test_scaled_cycle_is_the_textbook_preconditioner(smooth_steps, cycles):
     # degree (Horner's ping-pong differs for odd and even degrees), a batch of two graphs, and
     # blocks of different widths through the same buffers
     graphs = [_laplacians(24, 24, seed=s)[2] for s in (12, 13)]
-    idx = torch.cat(
-        [torch.cat([torch.full((1, a._nnz()), b), a.indices()]) for b, a in enumerate(graphs)], 1
-    )
-    batch = torch.sparse_coo_tensor(idx, torch.cat([a.values() for a in graphs]), (2, 576, 576))
+    batch = _batch_of(graphs)
     mg = AggregationMultigrid(SymmetricOperator.from_tensor(batch.coalesce()), 1e-3,
                               coarse_size=30, smooth_steps=smooth_steps, cycles=cycles)  # fmt: skip
     assert len(mg.levels) >= 3
+    # the oracle's finest operator, rebuilt from the scaled one, is the input's A + tau I
+    s0 = mg.levels[0].scale.double()
+    K0 = mg.levels[0].K.to_dense().double() / s0 / s0.T
+    A = torch.block_diag(*[a.to_dense() for a in graphs]) + 1e-3 * torch.eye(2 * 576, dtype=D)
+    assert torch.allclose(K0, A, rtol=0, atol=1e-12)
     g = torch.Generator().manual_seed(14)
     for p in (5, 2, 7):
         R = torch.randn(2, 576, p, generator=g, dtype=D)
